@@ -1,0 +1,238 @@
+"""create_app(settings): wires the collaborators and adds the routes; no logic of its own."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+import falcon
+import sqlalchemy as sa
+from falcon_cors import CORS
+
+from . import db, errors
+from .auth.authenticators import Authenticator, load_authenticator
+from .auth.principal import PrincipalLoader
+from .auth.ratelimit import LoginLimiter
+from .auth.tokens import TokenService, TokenSettings
+from .catalog.drift import check_drift
+from .catalog.store import Catalog
+from .config import ConfigError, Settings, production_problems
+from .middleware import Authentication, Authorization, RequestLog
+from .query.visibility import Resolver, Via
+from .resources import MODULES
+from .resources.auth import Login, WhoAmI
+from .resources.declare import Route
+from .resources.generic import Backend, Collection, Item
+from .resources.meta import Health, SchemaItem, SchemaList
+
+log = logging.getLogger("ispyb_falcon")
+
+# Tables every deployment reads: who people are and what they may see.
+CORE_TABLES = (
+    "Proposal",
+    "BLSession",
+    "Person",
+    "ProposalHasPerson",
+    "Session_has_Person",
+    "UserGroup",
+    "UserGroup_has_Person",
+    "UserGroup_has_Permission",
+    "Permission",
+)
+
+
+class StartupError(Exception):
+    """The server cannot start as configured; the message says why."""
+
+
+def token_settings(settings: Settings) -> TokenSettings:
+    """[tokens] -> TokenSettings; a development server without a secret gets a random one."""
+    algorithm = settings[("tokens", "algorithm")]
+    secret = settings[("tokens", "secret")] or None
+    if algorithm == "HS256" and not secret:
+        if not settings[("server", "debug")]:
+            raise ConfigError("[tokens] secret is required (at least 32 bytes) when debug = false")
+        secret = secrets.token_urlsafe(48)
+        log.warning(
+            "no [tokens] secret configured: tokens are signed with a random one and die with the process"
+        )
+
+    def read(key: str) -> str | None:
+        path = settings[("tokens", key)]
+        if not path:
+            return None
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"[tokens] {key} = {path!r}: {exc.strerror}") from None
+
+    return TokenSettings(
+        algorithm=algorithm,
+        secret=secret if algorithm == "HS256" else None,
+        private_key=read("private_key_file"),
+        public_key=read("public_key_file"),
+        issuer=settings[("tokens", "issuer")],
+        audience=settings[("tokens", "audience")],
+        lifetime_seconds=settings[("tokens", "lifetime_minutes")] * 60,
+    )
+
+
+def make_tokens(settings: Settings) -> TokenService:
+    try:
+        return TokenService(token_settings(settings))
+    except ValueError as exc:
+        raise ConfigError(f"[tokens] {exc}") from None
+
+
+def make_authenticators(settings: Settings) -> list[Authenticator]:
+    found = []
+    for spec in settings[("auth", "authenticators")]:
+        name = spec.rsplit(".", 1)[-1].split(":")[-1] if "." in spec else spec
+        options = settings.authenticator_options.get(name, {})
+        try:
+            found.append(load_authenticator(name, spec, options))
+        except ValueError as exc:
+            raise ConfigError(f"[auth] authenticators: {spec}: {exc}") from None
+    return found
+
+
+def enabled_routes(settings: Settings) -> tuple[list[Route], list[Route]]:
+    """(every declaration, the ones this site serves): hangs need all, routes only the enabled."""
+    wanted = settings[("server", "modules")]
+    if "all" in wanted:
+        wanted = tuple(MODULES)
+    unknown = sorted(set(wanted) - set(MODULES))
+    if unknown:
+        raise ConfigError(
+            f"[server] modules: unknown module(s) {', '.join(unknown)}; known: {', '.join(MODULES)}"
+        )
+    every = [r for routes in MODULES.values() for r in routes]
+    return every, [r for m in wanted for r in MODULES[m]]
+
+
+def needed_tables(routes: list[Route], every: list[Route]) -> list[str]:
+    """The enabled tables, the core ones, and every table their hangs pass through."""
+    hangs = {r.table: r.hangs for r in every}
+    needed, todo = set(CORE_TABLES), [r.table for r in routes]
+    while todo:
+        name = todo.pop()
+        if name in needed and name not in CORE_TABLES:
+            continue
+        needed.add(name)
+        hang = hangs.get(name)
+        if isinstance(hang, tuple):
+            todo += [v.table for v in hang if isinstance(v, Via) and v.table not in needed]
+    return sorted(needed)
+
+
+def create_app(
+    settings: Settings, *, engine: sa.Engine | None = None, catalog: Catalog | None = None
+) -> falcon.App:
+    """The WSGI application for these settings (engine and catalog may be given by tests)."""
+    if not settings[("server", "debug")]:
+        problems = production_problems(settings)
+        if problems:
+            raise StartupError("refusing to start with debug = false:\n  " + "\n  ".join(problems))
+    engine = engine or db.make_engine(settings)
+    every, routes = enabled_routes(settings)
+    try:
+        catalog = catalog or Catalog.from_dir(
+            Path(d) if (d := settings[("database", "schemas_dir")]) else None
+        )
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot load the JSON Schemas: {exc}") from None
+    names = needed_tables(routes, every)
+    missing = [n for n in names if n not in catalog]
+    if missing:
+        raise StartupError(
+            f"no JSON Schema for table(s) {', '.join(missing)} in the schemas directory"
+        )
+    catalog = catalog.subset(names)
+    try:
+        present = frozenset(db.table_names(engine))
+        drift = (
+            check_drift(engine, catalog.schemas)
+            if settings[("database", "schema_check")] != "off"
+            else []
+        )
+        tables = db.reflect(engine, [n for n in names if n in present]).tables
+    except sa.exc.SQLAlchemyError as exc:
+        raise StartupError(
+            f"cannot read the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    if drift:
+        text = (
+            "the database differs from the JSON Schemas (regenerate them with `ispyb-falcon schemas generate`):\n  "
+            + "\n  ".join(drift)
+        )
+        if settings[("database", "schema_check")] == "error":
+            raise StartupError(text)
+        log.warning(text)
+    absent = [n for n in names if n not in tables]
+    if absent:
+        raise StartupError(f"table(s) missing from the database: {', '.join(absent)}")
+
+    resolver = Resolver(tables, {r.table: r.hangs for r in every})
+    backend = Backend(
+        engine=engine,
+        tables=tables,
+        catalog=catalog,
+        resolver=resolver,
+        present=present,
+        prefix=settings.prefix,
+        default_limit=settings[("query", "default_limit")],
+        max_limit=settings[("query", "max_limit")],
+        max_body_bytes=settings[("server", "max_body_bytes")],
+        members_see_all_sessions=settings[("visibility", "proposal_members_see_all_sessions")],
+    )
+    tokens = make_tokens(settings)
+    principals = PrincipalLoader(engine, tables, settings.beamline_groups)
+    origins = settings[("server", "cors_origins")]
+    cors = CORS(
+        allow_all_origins="*" in origins,
+        allow_origins_list=[o for o in origins if o != "*"],
+        allow_all_headers=True,
+        allow_all_methods=True,
+        expose_headers_list=["ETag", "Location", "X-Request-Id", "Retry-After"],
+        max_age=600,
+    )
+    app = falcon.App(
+        middleware=[
+            RequestLog(),
+            cors.middleware,
+            Authentication(tokens, principals),
+            Authorization(),
+        ],
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    prefix = settings.prefix
+    by_path = {r.path: r for r in every if r.path}
+    for route in routes:
+        if not route.path:
+            continue
+        parent = by_path[route.nested.parent] if route.nested else None
+        app.add_route(prefix + route.path, Collection(backend, route, parent))
+        if route.item:
+            item = "/{key}" if route.nested else "/{id}"
+            app.add_route(prefix + route.path + item, Item(backend, route, parent))
+
+    limiter = LoginLimiter(
+        settings[("auth", "login_max_failures")], settings[("auth", "login_window_seconds")]
+    )
+    login = Login(
+        make_authenticators(settings),
+        tokens,
+        principals,
+        limiter,
+        settings[("server", "max_body_bytes")],
+    )
+    app.add_route(prefix + "/auth/login", login)
+    app.add_route(prefix + "/auth/whoami", WhoAmI())
+    app.add_route(prefix + "/health", Health(engine))
+    served = {r.table: prefix + r.path for r in routes if r.path}
+    app.add_route(prefix + "/schemas", SchemaList(catalog.subset(served), prefix, served))
+    app.add_route(prefix + "/schemas/{table}", SchemaItem(catalog.subset(served)))
+    return app

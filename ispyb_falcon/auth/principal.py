@@ -1,0 +1,121 @@
+"""Who is calling: the token's claims joined with ISPyB's own people and permissions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..config import BeamlineGroup
+
+SEE_ALL_ROLES = frozenset({"admin", "manager"})
+SEE_ALL_PERMISSIONS = frozenset({"super_admin", "all_proposals"})
+SERVICE_ROLES = frozenset({"acquisition", "processing"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as every route sees it (on `req.context.principal`)."""
+
+    login: str
+    roles: frozenset[str]
+    person_id: int | None = None
+    permissions: frozenset[str] = frozenset()
+    staff_beamlines: frozenset[str] = frozenset()
+    service_beamlines: frozenset[str] | None = None  # a service token limited to beamlines
+    expires_at: int = 0
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    @property
+    def sees_all(self) -> bool:
+        """Managers, admins, super_admin/all_proposals, and service accounts without a beamline limit."""
+        if self.roles & SEE_ALL_ROLES or self.permissions & SEE_ALL_PERMISSIONS:
+            return True
+        return bool(self.roles & SERVICE_ROLES) and self.service_beamlines is None
+
+    @property
+    def beamlines(self) -> frozenset[str]:
+        """Beamlines whose sessions this caller sees as staff (or as a limited service)."""
+        return self.staff_beamlines | (self.service_beamlines or frozenset())
+
+    def public(self) -> dict:
+        return {
+            "login": self.login,
+            "personId": self.person_id,
+            "roles": sorted(self.roles),
+            "permissions": sorted(self.permissions),
+            "beamlines": sorted(self.beamlines),
+            "expiresAt": self.expires_at,
+        }
+
+
+class PrincipalLoader:
+    """One statement per login (cached briefly): person id and permission types."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        tables: Mapping[str, sa.Table],
+        groups: Sequence[BeamlineGroup],
+        ttl_seconds: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.groups = tuple(groups)
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, int | None, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+        t = tables
+        person, ugp, ugperm, perm = (
+            t["Person"],
+            t["UserGroup_has_Person"],
+            t["UserGroup_has_Permission"],
+            t["Permission"],
+        )
+        self._statement = (
+            sa.select(person.c.personId, perm.c.type)
+            .select_from(
+                person.outerjoin(ugp, ugp.c.personId == person.c.personId)
+                .outerjoin(ugperm, ugperm.c.userGroupId == ugp.c.userGroupId)
+                .outerjoin(perm, perm.c.permissionId == ugperm.c.permissionId)
+            )
+            .where(person.c.login == sa.bindparam("login"))
+        )
+
+    def lookup(self, login: str) -> tuple[int | None, frozenset[str]]:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(login)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1], hit[2]
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._statement, {"login": login}).all()
+        person_id = rows[0][0] if rows else None
+        permissions = frozenset(r[1] for r in rows if r[1])
+        with self._lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[login] = (now, person_id, permissions)
+        return person_id, permissions
+
+    def staff_for(self, permissions: frozenset[str]) -> frozenset[str]:
+        return frozenset(b for g in self.groups if g.permission in permissions for b in g.beamlines)
+
+    def principal(self, claims: dict) -> Principal:
+        login = claims["sub"]
+        person_id, permissions = self.lookup(login)
+        limited = claims.get("beamlines")
+        return Principal(
+            login=login,
+            roles=frozenset(claims.get("roles", ())),
+            person_id=person_id,
+            permissions=permissions,
+            staff_beamlines=self.staff_for(permissions),
+            service_beamlines=frozenset(limited) if limited else None,
+            expires_at=int(claims.get("exp", 0)),
+        )

@@ -1,0 +1,228 @@
+"""JSON Web Tokens: the bearer tokens the API hands out and checks.
+
+One `TokenService` per server, built from `TokenSettings`. It signs with exactly
+one algorithm and verifies with exactly that algorithm, so `alg: none` and
+algorithm swaps (an HS256 token "signed" with the RS256 public key) are refused
+by construction rather than by a check someone can forget.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+ALGORITHMS = ("HS256", "RS256", "ES256")
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash.
+MIN_SECRET_BYTES = 32
+MIN_RSA_BITS = 2048
+# A bearer token is a few hundred bytes; refuse anything absurd before parsing it.
+MAX_TOKEN_LENGTH = 8192
+
+
+class InvalidToken(Exception):
+    """The token cannot be trusted; `str()` is a short reason safe to show a client."""
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    """How tokens are signed and checked (from the `[tokens]` config section)."""
+
+    algorithm: str = "HS256"  # HS256 | RS256 | ES256
+    secret: str | None = None  # for HS256
+    private_key: str | None = None  # PEM text, for RS256/ES256 signing
+    public_key: str | None = None  # PEM text, for RS256/ES256 verifying
+    issuer: str = "ispyb-falcon"
+    audience: str = "ispyb"
+    lifetime_seconds: int = 12 * 3600
+    leeway_seconds: int = 30
+
+
+class TokenService:
+    """Issues and decodes the server's JWTs; settings are checked once, at start-up."""
+
+    def __init__(self, settings: TokenSettings):
+        self.settings = settings
+        self._signing_key: Any = None
+        self._verifying_key: Any = None
+        self._load_keys(settings)
+        if not settings.issuer:
+            raise ValueError("issuer must not be empty")
+        if not settings.audience:
+            raise ValueError("audience must not be empty")
+        if settings.lifetime_seconds <= 0:
+            raise ValueError("lifetime_seconds must be a positive number of seconds")
+        if settings.leeway_seconds < 0:
+            raise ValueError("leeway_seconds must not be negative")
+
+    def _load_keys(self, settings: TokenSettings) -> None:
+        """Turn the configured secret or PEM text into key objects, or say which key is wrong."""
+        algorithm = settings.algorithm
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}")
+        if algorithm == "HS256":
+            if not settings.secret:
+                raise ValueError("secret is required for algorithm HS256")
+            if len(settings.secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(f"secret must be at least {MIN_SECRET_BYTES} bytes long for HS256")
+            if _looks_like_pem(settings.secret):
+                raise ValueError("secret must not be a PEM key; use private_key/public_key")
+            self._signing_key = self._verifying_key = settings.secret.encode()
+            return
+        if not settings.private_key and not settings.public_key:
+            raise ValueError(f"public_key (or private_key) is required for algorithm {algorithm}")
+        if settings.private_key:
+            self._signing_key = _load_private_key(settings.private_key, algorithm)
+        if settings.public_key:
+            self._verifying_key = _load_public_key(settings.public_key, algorithm)
+            if self._signing_key is not None and _spki(self._signing_key.public_key()) != _spki(
+                self._verifying_key
+            ):
+                raise ValueError("public_key does not match private_key")
+        else:
+            self._verifying_key = self._signing_key.public_key()
+
+    def issue(
+        self,
+        login: str,
+        roles: Sequence[str],
+        *,
+        beamlines: Sequence[str] = (),
+        lifetime_seconds: int | None = None,
+        now: int | None = None,
+    ) -> tuple[str, int]:
+        """Sign a token for `login`; return it with its expiry (epoch seconds)."""
+        if self._signing_key is None:
+            raise ValueError(
+                "private_key is required to issue tokens (this server can only verify)"
+            )
+        if not isinstance(login, str) or not login:
+            raise ValueError("login must be a non-empty string")
+        if isinstance(roles, str) or not all(isinstance(r, str) for r in roles):
+            raise ValueError("roles must be a sequence of strings")
+        if isinstance(beamlines, str) or not all(isinstance(b, str) for b in beamlines):
+            raise ValueError("beamlines must be a sequence of strings")
+        lifetime = self.settings.lifetime_seconds if lifetime_seconds is None else lifetime_seconds
+        if lifetime <= 0:
+            raise ValueError("lifetime_seconds must be positive")
+        iat = int(time.time()) if now is None else int(now)
+        exp = iat + int(lifetime)
+        claims: dict[str, Any] = {
+            "sub": login,
+            "roles": list(roles),
+            "iat": iat,
+            "exp": exp,
+            "iss": self.settings.issuer,
+            "aud": self.settings.audience,
+            "jti": secrets.token_urlsafe(16),
+        }
+        if beamlines:
+            claims["beamlines"] = list(beamlines)
+        token = jwt.encode(claims, self._signing_key, algorithm=self.settings.algorithm)
+        return token, exp
+
+    def decode(self, token: str) -> dict:
+        """Verify `token` and return its claims, or raise `InvalidToken` with a short reason."""
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("malformed token")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too long")
+        try:
+            claims = jwt.decode(
+                token,
+                self._verifying_key,
+                algorithms=[self.settings.algorithm],
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway_seconds,
+                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token expired") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("bad signature") from None
+        except jwt.InvalidAlgorithmError:
+            raise InvalidToken("algorithm not allowed") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"missing claim {exc.claim}") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("wrong issuer") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("wrong audience") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("token not yet valid") from None
+        except jwt.DecodeError:
+            raise InvalidToken("malformed token") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("invalid token") from None
+        _check_claim_types(claims)
+        return claims
+
+
+def _check_claim_types(claims: dict) -> None:
+    """Refuse claims our own `issue` would never write, so callers can trust the types."""
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise InvalidToken("bad sub claim")
+    roles = claims.get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise InvalidToken("roles must be a list of strings")
+    if "beamlines" in claims:
+        beamlines = claims["beamlines"]
+        if not isinstance(beamlines, list) or not all(isinstance(b, str) for b in beamlines):
+            raise InvalidToken("beamlines must be a list of strings")
+
+
+def _spki(public_key: Any) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _looks_like_pem(text: str) -> bool:
+    return "-----BEGIN" in text
+
+
+def _check_key_type(key: Any, algorithm: str, what: str) -> None:
+    """A key of the wrong kind is a configuration error, reported at start-up."""
+    if algorithm == "RS256":
+        if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+            raise ValueError(f"{what} must be an RSA key for RS256")
+        if key.key_size < MIN_RSA_BITS:
+            raise ValueError(f"{what} must be at least {MIN_RSA_BITS} bits for RS256")
+    elif algorithm == "ES256":
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+            raise ValueError(f"{what} must be an EC key for ES256")
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise ValueError(f"{what} must be on curve P-256 for ES256")
+
+
+def _load_private_key(pem: str, algorithm: str) -> Any:
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"private_key is not a readable unencrypted PEM private key: {exc}"
+        ) from None
+    _check_key_type(key, algorithm, "private_key")
+    return key
+
+
+def _load_public_key(pem: str, algorithm: str) -> Any:
+    data = pem.encode()
+    try:
+        if b"BEGIN CERTIFICATE" in data:
+            key = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"public_key is not a readable PEM public key: {exc}") from None
+    _check_key_type(key, algorithm, "public_key")
+    return key

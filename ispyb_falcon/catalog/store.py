@@ -1,0 +1,242 @@
+"""The schema artefact at run time: load `schemas_json/`, compile validators once, convert values.
+
+One `TableSchema` per table holds what the server needs to accept a body:
+the compiled Draft 2020-12 validators (full for POST/PUT, nothing required
+for PATCH), the read-only and blob columns, and one converter per column that
+turns a valid JSON value into what the column stores (dates, hex -> bytes),
+refusing what the column cannot hold (impossible dates, text outside its
+character set).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from .drift import load_schema_dir
+
+SCHEMAS_ENV_HINT = "set [database] schemas_dir"
+
+
+def default_schemas_dir() -> Path:
+    """schemas_json/ of a checkout, else the copy a wheel installs under <prefix>/share."""
+    here = Path(__file__).resolve().parents[2] / "schemas_json"
+    if here.is_dir() and any(here.glob("*.json")):
+        return here
+    installed = Path(sys.prefix) / "share" / "ispyb-falcon" / "schemas_json"
+    if installed.is_dir():
+        return installed
+    raise FileNotFoundError(f"no schemas_json directory found ({SCHEMAS_ENV_HINT})")
+
+
+# --- value conversion: JSON value -> column value --------------------------------
+
+_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$")
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def parse_datetime(text: str) -> dt.datetime:
+    m = _DATETIME.match(text)
+    if not m:
+        raise ValueError("expected YYYY-MM-DDTHH:MM[:SS]")
+    y, mo, d, h, mi, s = (int(x) if x else 0 for x in m.groups())
+    return dt.datetime(y, mo, d, h, mi, s)
+
+
+def parse_date(text: str) -> dt.date:
+    m = _DATE.match(text)
+    if not m:
+        raise ValueError("expected YYYY-MM-DD")
+    return dt.date(*(int(x) for x in m.groups()))
+
+
+def parse_time(text: str) -> dt.time:
+    m = _TIME.match(text)
+    if not m:
+        raise ValueError("expected HH:MM[:SS]")
+    h, mi, s = (int(x) if x else 0 for x in m.groups())
+    return dt.time(h, mi, s)
+
+
+def _checked_datetime(lo: int, hi: int) -> Callable[[Any], Any]:
+    def convert(value: str) -> dt.datetime:
+        parsed = parse_datetime(value)
+        if not lo <= parsed.year <= hi:
+            raise ValueError(f"year must be from {lo} to {hi}")
+        return parsed
+
+    return convert
+
+
+def _charset(name: str | None) -> Callable[[Any], Any]:
+    def latin1(value: str) -> str:
+        try:
+            value.encode("cp1252" if name == "latin1" else "latin-1")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start]
+            raise ValueError(
+                f"character {bad!r} (U+{ord(bad):04X}) cannot be stored in this {name} column"
+            ) from None
+        return value
+
+    def utf8mb3(value: str) -> str:
+        for ch in value:
+            if ord(ch) > 0xFFFF:
+                raise ValueError(
+                    f"character U+{ord(ch):04X} cannot be stored in this utf8mb3 column"
+                )
+        return value
+
+    if name in ("latin1",):
+        return latin1
+    if name in ("utf8", "utf8mb3"):
+        return utf8mb3
+    return lambda value: value
+
+
+def _hex(value: str) -> bytes:
+    return bytes.fromhex(value)
+
+
+def converter_for(column: dict) -> Callable[[Any], Any] | None:
+    """The function that turns a JSON value into the column's value, or None (as is)."""
+    info = column.get("x-ispyb", {})
+    sql = info.get("sqlType", "").lower()
+    base = sql.split("(")[0].split(" ")[0]
+    if base == "datetime":
+        return _checked_datetime(1000, 9999)
+    if base == "timestamp":
+        return _checked_datetime(1970, 2037)
+    if base == "date":
+        return parse_date
+    if base == "time":
+        return parse_time
+    if base in ("binary", "varbinary"):
+        return _hex
+    if base in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint"):
+        return int
+    if base in ("char", "varchar", "text", "tinytext", "mediumtext", "longtext", "enum"):
+        return _charset(info.get("charset"))
+    return None
+
+
+@dataclass
+class TableSchema:
+    """One table's schema with what is derived from it once, at start-up."""
+
+    name: str
+    schema: dict
+    full: Draft202012Validator = field(init=False)
+    partial: Draft202012Validator = field(init=False)
+    columns: dict[str, dict] = field(init=False)
+    read_only: frozenset[str] = field(init=False)
+    blobs: frozenset[str] = field(init=False)
+    converters: dict[str, Callable[[Any], Any]] = field(init=False)
+    etag: str = field(init=False)
+    text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.columns = self.schema["properties"]
+        self.read_only = frozenset(c for c, s in self.columns.items() if s.get("readOnly"))
+        self.blobs = frozenset(
+            c for c, s in self.columns.items() if s.get("x-ispyb", {}).get("blob")
+        )
+        self.full = Draft202012Validator(self.schema)
+        partial = copy.deepcopy(self.schema)
+        partial.pop("required", None)
+        self.partial = Draft202012Validator(partial)
+        self.converters = {c: f for c, s in self.columns.items() if (f := converter_for(s))}
+        self.text = json.dumps(self.schema, indent=2, ensure_ascii=False) + "\n"
+        self.etag = hashlib.sha256(self.text.encode()).hexdigest()[:32]
+
+    @property
+    def x(self) -> dict:
+        return self.schema.get("x-ispyb", {})
+
+    @property
+    def primary_key(self) -> list[str]:
+        return self.x.get("primaryKey", [])
+
+    @property
+    def foreign_keys(self) -> list[dict]:
+        return self.x.get("foreignKeys", [])
+
+    @property
+    def referenced_by(self) -> list[dict]:
+        return self.x.get("referencedBy", [])
+
+    def sql_type(self, column: str) -> str:
+        return self.columns[column].get("x-ispyb", {}).get("sqlType", "")
+
+    def check(self, body: Any, *, partial: bool, path: str = "$") -> tuple[dict, list[dict]]:
+        """Validate one object and convert it: (values for the database, errors)."""
+        if not isinstance(body, dict):
+            return {}, [{"path": path, "message": "expected a JSON object"}]
+        validator = self.partial if partial else self.full
+        errors = []
+        bad_fields = set()
+        for err in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path)):
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+            if err.validator == "additionalProperties":
+                for name in sorted(set(body) - set(self.columns)):
+                    errors.append({"path": f"{path}.{name}", "message": f"unknown field {name!r}"})
+                    bad_fields.add(name)
+                continue
+            if err.absolute_path:
+                bad_fields.add(err.absolute_path[0])
+            errors.append({"path": path + where, "message": _message(err)})
+        for name in sorted(self.read_only.intersection(body)):
+            errors.append({"path": f"{path}.{name}", "message": f"{name!r} is read-only"})
+            bad_fields.add(name)
+        values = {}
+        for name, value in body.items():
+            if name in bad_fields or name not in self.columns:
+                continue
+            convert = self.converters.get(name)
+            if value is None or convert is None:
+                values[name] = value
+                continue
+            try:
+                values[name] = convert(value)
+            except (ValueError, OverflowError) as exc:
+                errors.append({"path": f"{path}.{name}", "message": f"{value!r}: {exc}"})
+        return values, errors
+
+
+def _message(err) -> str:
+    text = err.message
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return text
+
+
+class Catalog:
+    """Every table schema in use, by table name."""
+
+    def __init__(self, schemas: dict[str, dict]) -> None:
+        self.schemas = schemas
+        self.tables = {name: TableSchema(name, s) for name, s in schemas.items()}
+
+    @classmethod
+    def from_dir(cls, path: Path | None = None) -> Catalog:
+        return cls(load_schema_dir(path or default_schemas_dir()))
+
+    def __getitem__(self, name: str) -> TableSchema:
+        return self.tables[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tables
+
+    def subset(self, names: Iterable[str]) -> Catalog:
+        return Catalog({n: self.schemas[n] for n in names if n in self.schemas})

@@ -1,0 +1,301 @@
+"""The `ispyb-falcon` command: serve, demo, demo-data, schemas, token, passwd.
+
+A bad configuration or an unusable database is one line on stderr and exit
+code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings[("server", "log_level")],
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(app, settings: Settings, host: str, port: int) -> None:
+    import waitress
+
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=settings[("server", "threads")],
+        max_request_body_size=settings[("server", "max_body_bytes")] + 1024,
+        ident="ispyb-falcon",
+        clear_untrusted_proxy_headers=True,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    settings = _settings(args)
+    _logging(settings)
+    app = create_app(settings)
+    host = args.host or settings[("server", "host")]
+    port = args.port or settings[("server", "port")]
+    print(f"ispyb-falcon {__version__} on http://{host}:{port}{settings.prefix}", file=sys.stderr)
+    _serve(app, settings, host, port)
+    return 0
+
+
+def demo_settings(path: Path, port: int) -> Settings:
+    """The embedded demo: SQLite, dummy logins, demo beamline groups, development mode."""
+    from .config import BeamlineGroup
+    from .demo.people import DEMO_BEAMLINE_GROUPS
+
+    groups = [
+        BeamlineGroup(n, perm, tuple(lines)) for n, (perm, lines) in DEMO_BEAMLINE_GROUPS.items()
+    ]
+    base = load_settings(None, environ={})
+    return base.replace(
+        server_debug=True,
+        server_port=port,
+        server_cors_origins=("*",),
+        database_url=f"sqlite:///{path}",
+        auth_authenticators=("dummy",),
+        beamline_groups=groups,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .app import create_app
+    from .catalog.store import Catalog
+    from .demo.progress import ProgressBar
+    from .demo.sqlite import create_demo_database
+
+    path = Path(args.database).resolve()
+    settings = demo_settings(path, args.port)
+    _logging(settings)
+    if not path.exists() or path.stat().st_size == 0:
+        print(f"creating the demo database {path}", file=sys.stderr)
+        create_demo_database(
+            settings[("database", "url")],
+            Catalog.from_dir().schemas,
+            scale=args.scale,
+            progress=ProgressBar(),
+        )
+    app = create_app(settings)
+    base = f"http://{settings[('server', 'host')]}:{args.port}{settings.prefix}"
+    print(
+        f"""
+ispyb-falcon demo on {base}   (Ctrl-C stops it; any password works)
+
+  TOKEN=$(curl -s -u pi_anna:demo {base}/auth/login | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -H "Authorization: Bearer $TOKEN" '{base}/proposals'
+  curl -H "Authorization: Bearer $TOKEN" '{base}/datacollections?session=mx1001-1&limit=5'
+
+Logins: pi_anna, member_ben, visitor_cara, staff_dan, pi_eve, user_fred, gus_super, manager1, admin1
+""",
+        file=sys.stderr,
+    )
+    if args.no_serve:
+        return 0
+    _serve(app, settings, settings[("server", "host")], args.port)
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from .catalog.store import Catalog
+    from .demo.generator import fill
+    from .demo.progress import ProgressBar
+    from .demo.sqlite import create_tables
+
+    engine = sa.create_engine(args.database)
+    if engine.dialect.name == "sqlite" and not sa.inspect(engine).get_table_names():
+        create_tables(engine, Catalog.from_dir().schemas)
+    started = time.perf_counter()
+    counts = fill(engine, scale=args.scale, progress=ProgressBar())
+    seconds = time.perf_counter() - started
+    print(f"inserted {sum(counts.values())} rows in {seconds:.1f} s", file=sys.stderr)
+    for table, n in sorted(counts.items()):
+        print(f"  {table:28} {n}", file=sys.stderr)
+    return 0
+
+
+def cmd_schemas_generate(args: argparse.Namespace) -> int:
+    from .catalog.generate import generate_schemas, write_schemas
+    from .catalog.tables import CATALOG_TABLES
+
+    engine = sa.create_engine(args.database)
+    schemas = generate_schemas(engine, args.tables or CATALOG_TABLES)
+    written = write_schemas(schemas, Path(args.out))
+    print(f"wrote {len(written)} schemas to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_schemas_check(args: argparse.Namespace) -> int:
+    from .catalog.drift import check_drift
+    from .catalog.store import default_schemas_dir, load_schema_dir
+
+    engine = sa.create_engine(args.database)
+    directory = Path(args.schemas) if args.schemas else default_schemas_dir()
+    differences = check_drift(engine, load_schema_dir(directory))
+    for line in differences:
+        print(line)
+    print(
+        f"{len(differences)} difference(s) between the database and {directory}",
+        file=sys.stderr,
+    )
+    return 1 if differences else 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .app import make_tokens
+    from .auth.authenticators import ROLES
+
+    settings = _settings(args)
+    unknown = sorted(set(args.role) - set(ROLES))
+    if unknown:
+        raise ConfigError(
+            f"--role: unknown role(s) {', '.join(unknown)}; known: {', '.join(ROLES)}"
+        )
+    if not settings[("tokens", "secret")] and settings[("tokens", "algorithm")] == "HS256":
+        raise ConfigError(
+            "[tokens] secret is not configured: a token signed now would not be accepted by the server"
+        )
+    tokens = make_tokens(settings)
+    token, expires = tokens.issue(
+        args.login,
+        args.role,
+        beamlines=args.beamline or (),
+        lifetime_seconds=int(args.days * 86400),
+    )
+    print(token)
+    print(f"expires {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(expires))}", file=sys.stderr)
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from .auth.passwords import set_password
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.login}: ")
+        if password != getpass.getpass("again: "):
+            print("the passwords differ", file=sys.stderr)
+            return 1
+    if not password:
+        raise ConfigError("the password must not be empty")
+    try:
+        set_password(Path(args.file), args.login, password, args.role or ["user"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"{args.file}: set the password of {args.login}", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ispyb-falcon", description="The shared REST backend for ISPyB."
+    )
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument(
+        "--config", help="INI file (default: $ISPYB_FALCON_CONFIG, else built-in defaults)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve the API with waitress")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("demo", help="create a demo SQLite database (if missing) and serve it")
+    s.add_argument(
+        "--database", default="ispyb-falcon-demo.sqlite", help="SQLite file (default: %(default)s)"
+    )
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--scale", type=int, default=1)
+    s.add_argument("--no-serve", action="store_true", help="create the database and stop")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser(
+        "demo-data", help="fill a database (SQLite or MariaDB) with N copies of the demo data"
+    )
+    s.add_argument("--database", required=True, help="SQLAlchemy URL")
+    s.add_argument("--scale", type=int, default=1)
+    s.set_defaults(func=cmd_demo_data)
+
+    schemas = sub.add_parser("schemas", help="generate or check the JSON Schemas").add_subparsers(
+        dest="action", required=True
+    )
+    s = schemas.add_parser(
+        "generate", help="write one JSON Schema per table from a MariaDB/MySQL database"
+    )
+    s.add_argument("--database", required=True, help="SQLAlchemy URL of the site database")
+    s.add_argument("--out", required=True, help="directory to write <Table>.json files to")
+    s.add_argument(
+        "--tables", nargs="*", help="tables (default: every table the API serves or needs)"
+    )
+    s.set_defaults(func=cmd_schemas_generate)
+    s = schemas.add_parser(
+        "check", help="list every difference between a database and a schema directory"
+    )
+    s.add_argument("--database", required=True)
+    s.add_argument("--schemas", help="schema directory (default: the one in use)")
+    s.set_defaults(func=cmd_schemas_check)
+
+    s = sub.add_parser("token", help="print a long-lived token for a service account")
+    s.add_argument("--login", required=True)
+    s.add_argument(
+        "--role", action="append", required=True, help="repeatable: acquisition, processing, ..."
+    )
+    s.add_argument(
+        "--beamline", action="append", help="repeatable: limit the account to these beamlines"
+    )
+    s.add_argument("--days", type=float, default=365)
+    s.set_defaults(func=cmd_token)
+
+    s = sub.add_parser(
+        "passwd", help="add or change a login in a password file (the `file` authenticator)"
+    )
+    s.add_argument("--file", required=True)
+    s.add_argument("--login", required=True)
+    s.add_argument("--role", action="append", help="repeatable (default: user)")
+    s.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    s.set_defaults(func=cmd_passwd)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .app import StartupError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, StartupError) as exc:
+        print(f"ispyb-falcon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"ispyb-falcon: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Request id and timing, authentication, authorization: the steps every request passes.
+
+Order in the app: RequestLog -> CORS -> Authentication -> Authorization.
+A resource says what it needs with a `needs` mapping (method -> roles, or
+`ANY` for any signed-in caller); a resource with `public = True` needs no
+token. A resource that declares neither still needs a token: the safe default.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+import falcon
+
+from .auth.principal import PrincipalLoader
+from .auth.tokens import InvalidToken, TokenService
+from .errors import forbidden, unauthorized
+from .resources.generic import ANY
+
+access_log = logging.getLogger("ispyb_falcon.access")
+
+
+class RequestLog:
+    """Gives each request an id (also in `X-Request-Id`) and logs one JSON line when done."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.request_id = uuid.uuid4().hex[:16]
+        req.context.started = time.perf_counter()
+        resp.set_header("X-Request-Id", req.context.request_id)
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        started = getattr(req.context, "started", None)
+        if started is None:
+            return
+        principal = getattr(req.context, "principal", None)
+        access_log.info(
+            json.dumps(
+                {
+                    "requestId": req.context.request_id,
+                    "login": principal.login if principal else None,
+                    "method": req.method,
+                    "path": req.path,
+                    "status": int(
+                        resp.status_code if hasattr(resp, "status_code") else str(resp.status)[:3]
+                    ),
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            )
+        )
+
+
+def _public(resource) -> bool:
+    return resource is None or getattr(resource, "public", False)
+
+
+class Authentication:
+    """Decodes the bearer token once per request and puts the principal on `req.context`."""
+
+    def __init__(self, tokens: TokenService, principals: PrincipalLoader) -> None:
+        self.tokens = tokens
+        self.principals = principals
+
+    def process_resource(self, req: falcon.Request, resp, resource, params) -> None:
+        if req.method == "OPTIONS" or _public(resource):
+            return
+        header = req.get_header("Authorization") or ""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized(
+                "This route needs 'Authorization: Bearer <token>' (see /auth/login)."
+            )
+        try:
+            claims = self.tokens.decode(token.strip())
+        except InvalidToken as exc:
+            raise unauthorized(f"The token was refused: {exc}.") from None
+        req.context.principal = self.principals.principal(claims)
+
+
+class Authorization:
+    """Checks the route's declared need for this method against the principal's roles."""
+
+    def process_resource(self, req: falcon.Request, resp, resource, params) -> None:
+        if req.method == "OPTIONS" or _public(resource):
+            return
+        need = getattr(resource, "needs", {}).get(req.method)
+        if need is None or need is ANY:
+            return  # an undeclared method is Falcon's 405; ANY: the token sufficed
+        if not req.context.principal.roles & need:
+            raise forbidden(
+                f"{req.method} {req.path} needs one of the roles: {', '.join(sorted(need))}."
+            )

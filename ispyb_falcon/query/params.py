@@ -1,0 +1,160 @@
+"""Query string -> a typed list query (API.md section 5). Anything unknown is a 400."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..catalog.store import TableSchema, parse_date, parse_datetime, parse_time
+from ..errors import bad_request
+from .operators import OPERATORS, Operator
+
+_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([a-z]+)\])?$")
+RESERVED = ("skip", "limit", "order_by", "order", "fields", "search")
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str
+    operator: Operator
+    value: Any
+
+
+@dataclass
+class ListQuery:
+    skip: int = 0
+    limit: int = 25
+    order_by: str | None = None
+    descending: bool = False
+    conditions: list[Condition] = field(default_factory=list)
+    fields: list[str] | None = None
+    search: str | None = None
+    scopes: dict[str, str] = field(default_factory=dict)  # convenience filters: proposal=, session=
+
+
+def _int(text: str) -> int:
+    return int(text.strip())
+
+
+def _float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    return v
+
+
+def _datetime(text: str):
+    return parse_datetime(text) if len(text) > 10 else parse_datetime(text + "T00:00")
+
+
+def value_parser(table: TableSchema, column: str) -> Callable[[str], Any]:
+    """How a query-string value becomes a value of this column."""
+    base = table.sql_type(column).lower().split("(")[0].split(" ")[0]
+    if base in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint"):
+        return _int
+    if base in ("float", "double", "decimal", "real"):
+        return _float
+    if base in ("datetime", "timestamp"):
+        return _datetime
+    if base == "date":
+        return parse_date
+    if base == "time":
+        return parse_time
+    if base in ("binary", "varbinary"):
+        return bytes.fromhex
+    return str
+
+
+def _single(name: str, raw: Any) -> str:
+    if isinstance(raw, list):
+        raise bad_request(f"query parameter {name!r} is given more than once", name)
+    return raw
+
+
+def _bounded(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {raw!r}", name) from None
+    if not lo <= n <= hi:
+        raise bad_request(f"{name} must be from {lo} to {hi}, got {n}", name)
+    return n
+
+
+def parse_list_query(
+    params: Mapping[str, Any],
+    table: TableSchema,
+    *,
+    default_limit: int,
+    max_limit: int,
+    scopes: Iterable[str] = (),
+    paged: bool = True,
+) -> ListQuery:
+    """Read every parameter; a name that is neither a known parameter nor a column is a 400."""
+    q = ListQuery(limit=default_limit)
+    columns = [c for c in table.columns if c not in table.blobs]
+    scopes = tuple(scopes)
+    for name, raw in params.items():
+        raw = _single(name, raw)
+        if name == "skip":
+            q.skip = _bounded("skip", raw, 0, 2**31)
+        elif name == "limit":
+            q.limit = _bounded("limit", raw, 1, max_limit)
+        elif name == "order_by":
+            if raw not in columns:
+                raise bad_request(f"order_by: {raw!r} is not a column of {table.name}", name)
+            q.order_by = raw
+        elif name == "order":
+            if raw not in ("asc", "desc"):
+                raise bad_request(f"order must be asc or desc, got {raw!r}", name)
+            q.descending = raw == "desc"
+        elif name == "fields":
+            wanted = [f.strip() for f in raw.split(",") if f.strip()]
+            unknown = [f for f in wanted if f not in columns]
+            if unknown or not wanted:
+                raise bad_request(
+                    f"fields: unknown column(s) of {table.name}: {', '.join(unknown) or '(none)'}",
+                    name,
+                )
+            q.fields = list(dict.fromkeys(wanted))
+        elif name == "search":
+            q.search = raw
+        elif name in scopes:
+            if not raw:
+                raise bad_request(f"{name} needs a value", name)
+            q.scopes[name] = raw
+        else:
+            q.conditions.append(_condition(name, raw, table, columns))
+    if not paged:
+        q.skip, q.limit = 0, None  # exports stream every matching row
+    return q
+
+
+def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> Condition:
+    m = _PARAM.match(name)
+    if not m or m.group(1) not in columns:
+        raise bad_request(f"unknown query parameter {name!r}", name)
+    column, op_key = m.group(1), m.group(2) or "eq"
+    op = OPERATORS.get(op_key)
+    if op is None:
+        raise bad_request(
+            f"unknown operator [{op_key}] in {name!r}; known: {', '.join(OPERATORS)}", name
+        )
+    if op.boolean:
+        if raw not in ("true", "false"):
+            raise bad_request(f"{name} must be true or false, got {raw!r}", name)
+        return Condition(column, op, raw == "true")
+    if op.text:
+        return Condition(column, op, raw)
+    parse = value_parser(table, column)
+    parts = raw.split(",") if op.many else [raw]
+    try:
+        values = [parse(p) for p in parts]
+    except (ValueError, OverflowError) as exc:
+        raise bad_request(
+            f"{name}: cannot read {raw!r} as a {table.sql_type(column)} ({exc})", name
+        ) from None
+    return Condition(column, op, values if op.many else values[0])

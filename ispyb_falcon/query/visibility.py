@@ -1,0 +1,214 @@
+"""How a table hangs from a proposal or a session, and the SQL predicate that follows.
+
+Every resource declares its *hang*: a tuple of `Via` links to a parent table
+(any of them may make the row reachable), or a root: `PROPOSAL` for the
+Proposal table, `SESSION` for BLSession, `REFERENCE` for reference data. A
+`Root` then says what "reachable" means at the top:
+
+- `VisibleRoot(principal)`: the proposals and sessions the caller may see
+  (API.md section 4), optionally only the proposals still open for writing;
+- `ProposalRoot(id-predicate)`: one proposal (the `?proposal=` filter);
+- `SessionRoot(id-predicate)`: one session (the `?session=` filter).
+
+`Resolver.predicate(table, root)` walks the hang up to the root and returns one
+SQLAlchemy expression of nested `IN (SELECT ...)` subqueries, so every list,
+count, item, export and foreign-key check carries the same rule, in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..auth.principal import Principal
+
+PROPOSAL = "proposal"
+SESSION = "session"
+REFERENCE = "reference"
+CLOSED_STATES = ("Closed", "Cancelled")
+
+
+@dataclass(frozen=True)
+class Via:
+    """This table's `column` points at `table.key` (key defaults to the same column name)."""
+
+    column: str
+    table: str
+    key: str | None = None
+
+    @property
+    def parent_key(self) -> str:
+        return self.key or self.column
+
+
+@dataclass(frozen=True)
+class Me:
+    """The row is the caller's own (e.g. a Person row whose personId is the caller's)."""
+
+    column: str
+
+
+Hang = str | tuple[Via | Me, ...]
+
+
+class NotApplicable(Exception):
+    """The root cannot reach this table (e.g. `?session=` on a proposal-level table)."""
+
+
+class Root:
+    def proposal(self, proposal: sa.Table, t: Mapping[str, sa.Table]) -> sa.ColumnElement | None:
+        raise NotApplicable
+
+    def session(self, session: sa.Table, t: Mapping[str, sa.Table]) -> sa.ColumnElement | None:
+        raise NotApplicable
+
+    def me(self, column: sa.ColumnElement) -> sa.ColumnElement | None:
+        raise NotApplicable
+
+    unrestricted = False
+
+
+@dataclass(frozen=True)
+class VisibleRoot(Root):
+    """What the principal may see; with `writable`, only proposals not Closed/Cancelled."""
+
+    principal: Principal
+    members_see_all_sessions: bool = True
+    writable: bool = False
+
+    @property
+    def unrestricted(self) -> bool:  # type: ignore[override]
+        return self.principal.sees_all and not self.writable
+
+    def _me(self):
+        return sa.literal(self.principal.person_id if self.principal.person_id is not None else -1)
+
+    def proposal(self, proposal, t):
+        p = self.principal
+        if p.sees_all:
+            visible = sa.true()
+        else:
+            shp, php, ses = t["Session_has_Person"], t["ProposalHasPerson"], t["BLSession"]
+            me = self._me()
+            ors = [
+                proposal.c.personId == me,
+                proposal.c.proposalId.in_(sa.select(php.c.proposalId).where(php.c.personId == me)),
+                proposal.c.proposalId.in_(
+                    sa.select(ses.c.proposalId).where(
+                        ses.c.sessionId.in_(sa.select(shp.c.sessionId).where(shp.c.personId == me))
+                    )
+                ),
+            ]
+            if p.beamlines:
+                ors.append(
+                    proposal.c.proposalId.in_(
+                        sa.select(ses.c.proposalId).where(
+                            ses.c.beamLineName.in_(sorted(p.beamlines))
+                        )
+                    )
+                )
+            visible = sa.or_(*ors)
+        if self.writable:
+            open_ = sa.or_(proposal.c.state.is_(None), proposal.c.state.not_in(CLOSED_STATES))
+            return sa.and_(visible, open_)
+        return visible
+
+    def session(self, session, t):
+        p = self.principal
+        if p.sees_all:
+            return None if not self.writable else self._writable_session(session, t)
+        shp, php, prop = t["Session_has_Person"], t["ProposalHasPerson"], t["Proposal"]
+        me = self._me()
+        ors = [session.c.sessionId.in_(sa.select(shp.c.sessionId).where(shp.c.personId == me))]
+        if p.beamlines:
+            ors.append(session.c.beamLineName.in_(sorted(p.beamlines)))
+        if self.members_see_all_sessions:
+            ors.append(
+                session.c.proposalId.in_(sa.select(prop.c.proposalId).where(prop.c.personId == me))
+            )
+            ors.append(
+                session.c.proposalId.in_(sa.select(php.c.proposalId).where(php.c.personId == me))
+            )
+        visible = sa.or_(*ors)
+        if self.writable:
+            return sa.and_(visible, self._writable_session(session, t))
+        return visible
+
+    def _writable_session(self, session, t):
+        prop = t["Proposal"]
+        return session.c.proposalId.in_(
+            sa.select(prop.c.proposalId).where(
+                sa.or_(prop.c.state.is_(None), prop.c.state.not_in(CLOSED_STATES))
+            )
+        )
+
+    def me(self, column):
+        return column == self._me()
+
+
+@dataclass(frozen=True)
+class ProposalRoot(Root):
+    """Rows below the proposals matched by `match(Proposal table)`."""
+
+    match: object  # Callable[[sa.Table], ColumnElement]
+
+    def proposal(self, proposal, t):
+        return self.match(proposal)
+
+    def session(self, session, t):
+        prop = t["Proposal"]
+        return session.c.proposalId.in_(sa.select(prop.c.proposalId).where(self.match(prop)))
+
+
+@dataclass(frozen=True)
+class SessionRoot(Root):
+    """Rows below the sessions matched by `match(BLSession table)`."""
+
+    match: object
+
+    def session(self, session, t):
+        return self.match(session)
+
+
+class Resolver:
+    """Turns (table, root) into a predicate by following the declared hangs."""
+
+    def __init__(self, tables: Mapping[str, sa.Table], hangs: Mapping[str, Hang]) -> None:
+        self.tables = tables
+        self.hangs = hangs
+
+    def predicate(
+        self, name: str, root: Root, table: sa.Table | None = None
+    ) -> sa.ColumnElement | None:
+        """None means every row; raises NotApplicable when the root cannot reach the table."""
+        if root.unrestricted:
+            return None
+        t = self.tables[name] if table is None else table
+        hang = self.hangs[name]
+        if hang == REFERENCE:
+            if isinstance(root, VisibleRoot):
+                return None
+            raise NotApplicable
+        if hang == PROPOSAL:
+            return root.proposal(t, self.tables)
+        if hang == SESSION:
+            return root.session(t, self.tables)
+        ors = []
+        for link in hang:
+            try:
+                if isinstance(link, Me):
+                    ors.append(root.me(t.c[link.column]))
+                    continue
+                parent = self.tables[link.table]
+                inner = self.predicate(link.table, root)
+                sub = sa.select(parent.c[link.parent_key])
+                if inner is not None:
+                    sub = sub.where(inner)
+                ors.append(t.c[link.column].in_(sub))
+            except NotApplicable:
+                continue
+        if not ors:
+            raise NotApplicable
+        return ors[0] if len(ors) == 1 else sa.or_(*ors)

@@ -1,0 +1,60 @@
+"""What a route is, as data: what differs between `/dewars` and `/samples`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..query.statements import Search
+from ..query.visibility import Hang
+
+Match = Callable[[Mapping[str, sa.Table], str], sa.ColumnElement | None]
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A sub-collection below another route: `/proposals/{id}/persons`."""
+
+    parent: str  # the parent route's path, e.g. "/proposals"
+    column: str  # this table's column holding the parent's key, e.g. "proposalId"
+    key: str  # this table's column named by `{key}` in the item path, e.g. "personId"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One table served over HTTP (or, with path None, only how it hangs for visibility).
+
+    The first line of `doc` is the operation summary in the API docs, the rest its description.
+    """
+
+    table: str
+    path: str | None
+    hangs: Hang
+    doc: str = ""
+    writers: frozenset[str] = frozenset()  # roles that create/update besides admin
+    search: tuple[Search, ...] = ()
+    item: bool = True  # serve /path/{id}
+    match: Match | None = None  # other id forms than the integer key (proposal names, visits)
+    nested: Nested | None = None
+    module: str = ""
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else self.table
+
+    @property
+    def description(self) -> str:
+        lines = self.doc.strip().splitlines()[1:]
+        return "\n".join(line.strip() for line in lines).strip()
+
+
+def routes(module: str, *declared: Route) -> tuple[Route, ...]:
+    """Stamp the module name on its routes (sites enable modules by name)."""
+    return tuple(dataclasses.replace(r, module=module) for r in declared)
+
+
+def writers(*roles: str) -> frozenset[str]:
+    return frozenset(roles)

@@ -1,0 +1,77 @@
+"""What happens at the beamline: data collections, images, scans, spectra, robot actions."""
+
+from __future__ import annotations
+
+from ..query.visibility import Via
+from .declare import Route, routes, writers
+
+ACQUISITION = writers("acquisition")
+
+ROUTES = routes(
+    "experiments",
+    Route(
+        "DataCollectionGroup",
+        "/datacollectiongroups",
+        (Via("sessionId", "BLSession"),),
+        doc="""Data collection groups
+        A group of data collections on one sample in one session (e.g. the sweeps of a MAD).""",
+        writers=ACQUISITION,
+        search=("comments",),
+    ),
+    Route(
+        "DataCollection",
+        "/datacollections",
+        (Via("dataCollectionGroupId", "DataCollectionGroup"),),
+        doc="""Data collections
+        One sweep of images with its beam and detector parameters; `?session=mx12345-3` lists a
+        visit's collections.""",
+        writers=ACQUISITION,
+        search=("imagePrefix", "comments", "imageDirectory"),
+    ),
+    Route(
+        "Image",
+        "/images",
+        (Via("dataCollectionId", "DataCollection"),),
+        doc="""Images
+        The image files of a data collection.""",
+        writers=ACQUISITION,
+        search=("fileName",),
+    ),
+    Route(
+        "ImageQualityIndicators",
+        "/imagequalityindicators",
+        (Via("dataCollectionId", "DataCollection"),),
+        doc="""Image quality indicators
+        Per-image spot counts and resolution estimates (keyed by dataCollectionId + imageNumber;
+        list only).""",
+        writers=writers("processing"),
+        item=False,
+    ),
+    Route(
+        "EnergyScan",
+        "/energyscans",
+        (Via("sessionId", "BLSession"),),
+        doc="""Energy scans
+        Absorption edge scans and their f'/f'' results.""",
+        writers=ACQUISITION,
+        search=("element", "comments"),
+    ),
+    Route(
+        "XFEFluorescenceSpectrum",
+        "/xfespectra",
+        (Via("sessionId", "BLSession"),),
+        doc="""XRF spectra
+        X-ray fluorescence spectra recorded during a session.""",
+        writers=ACQUISITION,
+        search=("filename", "comments"),
+    ),
+    Route(
+        "RobotAction",
+        "/robotactions",
+        (Via("blsessionId", "BLSession", "sessionId"),),
+        doc="""Robot actions
+        Sample changer loads, unloads and other robot actions of a session.""",
+        writers=ACQUISITION,
+        search=("message", "sampleBarcode"),
+    ),
+)

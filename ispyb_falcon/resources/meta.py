@@ -1,0 +1,80 @@
+"""Health and the JSON Schemas (API.md section 7): public routes."""
+
+from __future__ import annotations
+
+import falcon
+import sqlalchemy as sa
+
+from .. import __version__, serialize
+from ..catalog.store import Catalog
+from ..errors import RETRY_AFTER_SECONDS, not_found
+from .generic import matches
+
+
+class Health:
+    """`GET /health`: is the service up and can it reach its database."""
+
+    public = True
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            database = "ok"
+        except sa.exc.SQLAlchemyError:
+            database = "unavailable"
+        if database != "ok":
+            resp.status = falcon.HTTP_503
+            resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        resp.cache_control = ["no-store"]
+        resp.text = serialize.dumps(
+            {
+                "status": "ok" if database == "ok" else "degraded",
+                "database": database,
+                "version": __version__,
+            }
+        )
+
+
+class SchemaList:
+    """`GET /schemas`: every table schema the server validates with."""
+
+    public = True
+
+    def __init__(self, catalog: Catalog, base: str, resources: dict[str, str]) -> None:
+        self.body = serialize.dumps(
+            {
+                "schemas": [
+                    {"name": name, "url": f"{base}/schemas/{name}", "resource": resources.get(name)}
+                    for name in sorted(catalog.tables)
+                ]
+            }
+        )
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = ["public", "max-age=300"]
+        resp.text = self.body
+
+
+class SchemaItem:
+    """`GET /schemas/{table}`: one table's JSON Schema, the very one used for validation."""
+
+    public = True
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, table: str) -> None:
+        if table not in self.catalog:
+            raise not_found(f"No schema named {table!r}.")
+        schema = self.catalog[table]
+        resp.etag = schema.etag
+        resp.cache_control = ["public", "max-age=300"]
+        if matches(req.if_none_match, schema.etag):
+            resp.status = falcon.HTTP_304
+            return
+        resp.content_type = "application/schema+json"
+        resp.text = schema.text

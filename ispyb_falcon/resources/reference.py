@@ -1,0 +1,27 @@
+"""Reference data every signed-in caller reads: beamline setups and detectors."""
+
+from __future__ import annotations
+
+from ..query.visibility import REFERENCE
+from .declare import Route, routes, writers
+
+ROUTES = routes(
+    "reference",
+    Route(
+        "BeamLineSetup",
+        "/beamlinesetups",
+        REFERENCE,
+        doc="""Beamline setups
+        Limits and optics of a beamline configuration.""",
+        writers=writers("acquisition"),
+        search=("beamlineName", "synchrotronName"),
+    ),
+    Route(
+        "Detector",
+        "/detectors",
+        REFERENCE,
+        doc="""Detectors
+        Detector models, sizes and limits.""",
+        search=("detectorModel", "detectorManufacturer", "localName"),
+    ),
+)

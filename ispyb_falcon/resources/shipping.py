@@ -1,0 +1,67 @@
+"""Shipments and what they carry: dewars, containers, samples, crystals, proteins."""
+
+from __future__ import annotations
+
+from ..query.visibility import Via
+from .declare import Route, routes, writers
+
+USERS = writers("user")
+
+ROUTES = routes(
+    "shipping",
+    Route(
+        "Shipping",
+        "/shippings",
+        (Via("proposalId", "Proposal"),),
+        doc="""Shipments
+        A shipment of dewars from a lab to the facility, for one proposal.""",
+        writers=USERS,
+        search=("shippingName", "comments"),
+    ),
+    Route(
+        "Dewar",
+        "/dewars",
+        (Via("shippingId", "Shipping"),),
+        doc="""Dewars
+        The transport dewars (or toolboxes, parcels) of a shipment.""",
+        writers=USERS,
+        search=("code", "barCode"),
+    ),
+    Route(
+        "Container",
+        "/containers",
+        (Via("dewarId", "Dewar"),),
+        doc="""Containers
+        Pucks, plates and other holders inside a dewar; beamline software updates their
+        positions in the sample changer.""",
+        writers=writers("user", "acquisition"),
+        search=("code", "barcode"),
+    ),
+    Route(
+        "Protein",
+        "/proteins",
+        (Via("proposalId", "Proposal"),),
+        doc="""Proteins
+        The macromolecules a proposal works on (name, acronym, sequence, safety level).""",
+        writers=USERS,
+        search=("name", "acronym"),
+    ),
+    Route(
+        "Crystal",
+        "/crystals",
+        (Via("proteinId", "Protein"),),
+        doc="""Crystals
+        Crystal forms of a protein (space group, cell).""",
+        writers=USERS,
+        search=("name",),
+    ),
+    Route(
+        "BLSample",
+        "/samples",
+        (Via("crystalId", "Crystal"), Via("containerId", "Container")),
+        doc="""Samples
+        Mounted samples: a crystal in a container position.""",
+        writers=USERS,
+        search=("name", "code"),
+    ),
+)

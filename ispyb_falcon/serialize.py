@@ -1,0 +1,65 @@
+"""Rows -> JSON values (API.md section 1), and CSV / NDJSON streams for exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+
+def value(v: Any) -> Any:
+    """One column value as the API serves it."""
+    if v is None or isinstance(v, (int, str, float)):
+        return v
+    if isinstance(v, dt.datetime):
+        return v.replace(microsecond=0).isoformat()
+    if isinstance(v, (dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):  # MySQL TIME arrives as a timedelta
+        seconds = int(v.total_seconds())
+        sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+        return f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    return str(v)
+
+
+def row(mapping: Any, keys: Sequence[str]) -> dict[str, Any]:
+    return {k: value(mapping[k]) for k in keys}
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def ndjson_stream(rows: Iterable[Any], keys: Sequence[str]) -> Iterator[bytes]:
+    """One JSON object per line, produced as rows arrive."""
+    buffer: list[str] = []
+    for r in rows:
+        buffer.append(dumps(row(r, keys)))
+        if len(buffer) >= 500:
+            yield ("\n".join(buffer) + "\n").encode()
+            buffer.clear()
+    if buffer:
+        yield ("\n".join(buffer) + "\n").encode()
+
+
+def csv_stream(rows: Iterable[Any], keys: Sequence[str]) -> Iterator[bytes]:
+    """A header line, then one line per row, produced as rows arrive."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(keys)
+    for n, r in enumerate(rows, 1):
+        writer.writerow(["" if (v := value(r[k])) is None else v for k in keys])
+        if n % 500 == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    if out.tell():
+        yield out.getvalue().encode()

@@ -1,0 +1,194 @@
+"""The API's frame: health, schemas, login, and JSON errors for everything that goes wrong."""
+
+from __future__ import annotations
+
+import json
+
+import falcon.testing
+
+from ispyb_falcon.app import create_app
+from ispyb_falcon.db import make_engine
+
+from .conftest import PREFIX
+
+
+def test_health_reports_database_ok(client):
+    r = client.simulate_get(f"{PREFIX}/health")
+    assert r.status_code == 200
+    assert r.json["status"] == "ok" and r.json["database"] == "ok"
+    assert "version" in r.json
+
+
+def test_data_routes_need_a_token(client):
+    for path in ("/proposals", "/sessions/1", "/datacollections", "/auth/whoami"):
+        r = client.simulate_get(PREFIX + path)
+        assert r.status_code == 401, path
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+        assert r.json["title"] == "401 Unauthorized"
+
+
+def test_every_served_route_refuses_anonymous_calls(app, client):
+    """No data route is reachable without a token, whatever the method."""
+    from ispyb_falcon.resources import MODULES
+
+    for routes in MODULES.values():
+        for route in routes:
+            if not route.path:
+                continue
+            path = PREFIX + route.path.replace("{id}", "1")
+            for method in ("GET", "POST"):
+                r = client.simulate_request(method, path, json={})
+                assert r.status_code == 401, (method, path, r.status_code)
+            if route.item and not route.nested:
+                for method in ("GET", "PATCH", "PUT", "DELETE"):
+                    r = client.simulate_request(method, path + "/1", json={})
+                    assert r.status_code == 401, (method, path)
+
+
+def test_schemas_list_names_every_served_table(client, catalog):
+    r = client.simulate_get(f"{PREFIX}/schemas")
+    assert r.status_code == 200
+    names = {s["name"] for s in r.json["schemas"]}
+    assert {"Proposal", "BLSession", "DataCollection", "BLSample", "Detector"} <= names
+    proposal = next(s for s in r.json["schemas"] if s["name"] == "Proposal")
+    assert proposal["url"] == f"{PREFIX}/schemas/Proposal"
+    assert proposal["resource"] == f"{PREFIX}/proposals"
+    assert "UserGroup" not in names  # needed for permissions, not served
+
+
+def test_schema_is_the_validating_schema_with_etag(client, catalog):
+    r = client.simulate_get(f"{PREFIX}/schemas/Proposal")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/schema+json"
+    assert r.json == catalog.schemas["Proposal"]
+    etag = r.headers["ETag"]
+    assert "max-age" in r.headers["Cache-Control"]
+    again = client.simulate_get(f"{PREFIX}/schemas/Proposal", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+
+
+def test_unknown_schema_is_json_404(client):
+    r = client.simulate_get(f"{PREFIX}/schemas/NoSuchTable")
+    assert r.status_code == 404
+    assert r.json["title"] == "404 Not Found"
+
+
+def test_unknown_route_is_json_404(client):
+    r = client.simulate_get(f"{PREFIX}/no-such-thing", headers={"Accept": "application/xml"})
+    assert r.status_code == 404
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json["title"] == "404 Not Found"
+
+
+def test_method_not_offered_is_405_with_allow(client, auth):
+    r = client.simulate_delete(f"{PREFIX}/proposals", headers=auth("admin1"))
+    assert r.status_code == 405
+    assert "GET" in r.headers["Allow"] and "POST" in r.headers["Allow"]
+    assert r.json["title"] == "405 Method Not Allowed"
+
+
+def test_malformed_json_is_400(client, auth):
+    r = client.simulate_post(
+        f"{PREFIX}/proteins",
+        body="{not json",
+        headers={**auth("admin1"), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    assert "not valid JSON" in r.json["description"]
+
+
+def test_nan_is_not_a_json_number(client, auth):
+    r = client.simulate_post(
+        f"{PREFIX}/proteins",
+        body='{"proposalId": 1, "molecularMass": NaN}',
+        headers={**auth("admin1"), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+
+
+def test_body_that_is_not_json_is_415(client, auth):
+    r = client.simulate_post(
+        f"{PREFIX}/proteins",
+        body="name=x",
+        headers={**auth("admin1"), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 415
+    assert r.json["title"] == "415 Unsupported Media Type"
+
+
+def test_body_over_the_limit_is_413(client, auth, settings):
+    limit = settings[("server", "max_body_bytes")]
+    r = client.simulate_post(
+        f"{PREFIX}/proteins",
+        body=json.dumps({"name": "x" * (limit + 10)}),
+        headers={**auth("admin1"), "Content-Type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert r.json["title"].startswith("413 ")
+
+
+def test_unknown_query_parameter_is_400_naming_it(client, auth):
+    r = client.simulate_get(f"{PREFIX}/proposals", params={"titel": "x"}, headers=auth("admin1"))
+    assert r.status_code == 400
+    assert r.json["parameter"] == "titel"
+
+
+def test_database_down_is_503_with_retry_after(settings, catalog, tmp_path, database_url):
+    """An app whose database disappears answers 503 (data and health), never 500."""
+    path = tmp_path / "gone.sqlite"
+    from ispyb_falcon.demo.sqlite import create_demo_database
+
+    create_demo_database(f"sqlite:///{path}", catalog.schemas, scale=1)
+    local = settings.replace(database_url=f"sqlite:///{path}")
+    engine = make_engine(local)
+    client = falcon.testing.TestClient(create_app(local, engine=engine))
+    token = client.simulate_get(
+        f"{PREFIX}/auth/login", headers={"Authorization": "Basic YWRtaW4xOng="}
+    ).json["token"]
+    path.unlink()
+    path.mkdir()  # a directory where the file was: SQLite cannot open it
+    engine.dispose()  # drop pooled connections that still hold the old file
+    r = client.simulate_get(f"{PREFIX}/proposals", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"]
+    h = client.simulate_get(f"{PREFIX}/health")
+    assert h.status_code == 503 and h.json["database"] == "unavailable"
+
+
+def test_unexpected_error_is_json_500_with_request_id_only(app, client, auth, monkeypatch, caplog):
+    from ispyb_falcon.resources import generic
+
+    def boom(*a, **k):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(generic.statements, "page", boom)
+    r = client.simulate_get(f"{PREFIX}/proposals", headers=auth("admin1"))
+    assert r.status_code == 500
+    assert "secret internal detail" not in r.text
+    assert r.json["requestId"] == r.headers["X-Request-Id"]
+    assert any(
+        "secret internal detail" in (rec.exc_text or "") or rec.exc_info for rec in caplog.records
+    )
+
+
+def test_login_returns_token_and_identity(client):
+    r = client.simulate_post(f"{PREFIX}/auth/login", json={"login": "pi_anna", "password": "demo"})
+    assert r.status_code == 200
+    body = r.json
+    assert body["tokenType"] == "Bearer" and body["login"] == "pi_anna"
+    assert body["roles"] == ["user"] and isinstance(body["personId"], int)
+    who = client.simulate_get(
+        f"{PREFIX}/auth/whoami", headers={"Authorization": f"Bearer {body['token']}"}
+    )
+    assert who.status_code == 200
+    assert who.json["login"] == "pi_anna" and who.json["personId"] == body["personId"]
+
+
+def test_basic_login_works_like_curl_u(client):
+    r = client.simulate_get(
+        f"{PREFIX}/auth/login", headers={"Authorization": "Basic c3RhZmZfZGFuOnB3"}
+    )
+    assert r.status_code == 200
+    assert r.json["login"] == "staff_dan"
+    assert "mx_admin" in r.json["permissions"]
+    assert r.json["beamlines"] == ["i03", "i04"]
