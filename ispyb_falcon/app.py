@@ -10,7 +10,7 @@ import falcon
 import sqlalchemy as sa
 from falcon_cors import CORS
 
-from . import db, errors
+from . import db, errors, openapi
 from .auth.authenticators import Authenticator, load_authenticator
 from .auth.principal import PrincipalLoader
 from .auth.ratelimit import LoginLimiter
@@ -210,11 +210,14 @@ def create_app(
 
     prefix = settings.prefix
     by_path = {r.path: r for r in every if r.path}
+    scopes = {}
     for route in routes:
         if not route.path:
             continue
         parent = by_path[route.nested.parent] if route.nested else None
-        app.add_route(prefix + route.path, Collection(backend, route, parent))
+        collection = Collection(backend, route, parent)
+        scopes[route.table] = tuple(collection.scopes)
+        app.add_route(prefix + route.path, collection)
         if route.item:
             item = "/{key}" if route.nested else "/{id}"
             app.add_route(prefix + route.path + item, Item(backend, route, parent))
@@ -235,4 +238,7 @@ def create_app(
     served = {r.table: prefix + r.path for r in routes if r.path}
     app.add_route(prefix + "/schemas", SchemaList(catalog.subset(served), prefix, served))
     app.add_route(prefix + "/schemas/{table}", SchemaItem(catalog.subset(served)))
+    if settings[("server", "docs")]:
+        document = openapi.build(routes, catalog, prefix, backend.max_limit, scopes)
+        openapi.add_routes(app, prefix, document)
     return app
