@@ -43,9 +43,8 @@ class RequestLog:
                     "login": principal.login if principal else None,
                     "method": req.method,
                     "path": req.path,
-                    "status": int(
-                        resp.status_code if hasattr(resp, "status_code") else str(resp.status)[:3]
-                    ),
+                    "status": resp.status_code,
+                    "rows": getattr(req.context, "rows", None),
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 }
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import falcon.testing
 
@@ -192,3 +193,34 @@ def test_basic_login_works_like_curl_u(client):
     assert r.json["login"] == "staff_dan"
     assert "mx_admin" in r.json["permissions"]
     assert r.json["beamlines"] == ["i03", "i04"]
+
+
+def test_access_log_is_one_json_line_without_secrets(client, caplog):
+    """Each request logs id, login, method, path, status, rows and ms; never a password or token."""
+    password = "Very-Secret-Pw-8731"
+    with caplog.at_level(logging.DEBUG):
+        login = client.simulate_post(
+            f"{PREFIX}/auth/login", json={"login": "pi_anna", "password": password}
+        )
+        token = login.json["token"]
+        r = client.simulate_get(f"{PREFIX}/proposals", headers={"Authorization": f"Bearer {token}"})
+        client.simulate_get(
+            f"{PREFIX}/auth/login",
+            headers={"Authorization": "Basic cGlfYW5uYTpWZXJ5LVNlY3JldC1Qdy04NzMx"},
+        )
+    text = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert password not in text and token not in text and "Bearer" not in text
+    assert "cGlfYW5uYTpWZXJ5" not in text
+    lines = [
+        json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "ispyb_falcon.access"
+    ]
+    mine = next(line for line in lines if line["requestId"] == r.headers["X-Request-Id"])
+    assert mine == {
+        **mine,
+        "login": "pi_anna",
+        "method": "GET",
+        "path": f"{PREFIX}/proposals",
+        "status": 200,
+        "rows": 2,
+    }
+    assert isinstance(mine["ms"], float)

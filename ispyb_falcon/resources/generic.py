@@ -329,6 +329,7 @@ class Collection(Resource):
                 return self.export(req, resp, page, cols, export)
             rows = conn.execute(page).mappings().all()
             total = conn.execute(statements.count(self.table, where)).scalar_one()
+        req.context.rows = len(rows)
         body = {
             "total": total,
             "skip": q.skip,
@@ -401,6 +402,7 @@ class Collection(Resource):
             if errors:
                 raise unprocessable("The request body names rows that cannot be used.", errors)
             created = [self.insert(conn, p, values, where) for where, values in rows]
+        req.context.rows = len(created)
         resp.status = falcon.HTTP_201
         if not many and self.route.item:
             resp.location = self.location(created[0], path)
