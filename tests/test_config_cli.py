@@ -5,10 +5,8 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import sqlalchemy as sa
 from ispyb_falcon.app import StartupError, create_app
 from ispyb_falcon.cli import main
 from ispyb_falcon.config import KEYS, ConfigError, load_settings
+
+from .servers import demo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "conf" / "ispyb-falcon.example.ini"
@@ -163,43 +163,9 @@ def test_demo_data_cli_fills_a_new_sqlite_file(tmp_path, capsys):
     assert "inserted" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_demo_command_serves_health_schemas_and_proposals(tmp_path):
     """The README's first command, end to end: waitress on loopback, real HTTP."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bin" / "ispyb-falcon"),
-            "demo",
-            "--port",
-            str(port),
-            "--database",
-            str(tmp_path / "demo.sqlite"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}/ispyb/api/v1"
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                    health = json.load(r)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(proc.stderr.read())
-                time.sleep(0.1)
-        else:
-            pytest.fail("the demo did not start")
-        assert health["database"] == "ok"
+    with demo_server(tmp_path) as (base, proc):
         with urllib.request.urlopen(base + "/schemas/Proposal") as r:
             assert json.load(r)["title"] == "Proposal"
         req = urllib.request.Request(
@@ -213,7 +179,6 @@ def test_demo_command_serves_health_schemas_and_proposals(tmp_path):
         with urllib.request.urlopen(req) as r:
             names = {p["proposalCode"] + p["proposalNumber"] for p in json.load(r)["results"]}
         assert names == {"mx1001", "mx1002"}
-    finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "curl" in err and "Authorization: Bearer" in err
