@@ -26,6 +26,29 @@ SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 MARIADB_URL = os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL")
 
 
+needs_mariadb = pytest.mark.skipif(
+    not MARIADB_URL, reason="ISPYB_FALCON_TEST_DATABASE_URL is not set"
+)
+
+
+def reachable(url: str) -> sa.Engine:
+    """An engine on the test database; an unreachable one fails the run, it does not skip."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        pytest.fail(f"ISPYB_FALCON_TEST_DATABASE_URL is set but unreachable: {exc}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def mariadb_engine():
+    engine = reachable(MARIADB_URL)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return Catalog.from_dir()
@@ -34,12 +57,7 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory, catalog) -> str:
     if MARIADB_URL:
-        engine = sa.create_engine(MARIADB_URL)
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except sa.exc.SQLAlchemyError as exc:
-            pytest.fail(f"ISPYB_FALCON_TEST_DATABASE_URL is set but unreachable: {exc}")
+        engine = reachable(MARIADB_URL)
         fill(engine, scale=1)
         engine.dispose()
         return MARIADB_URL

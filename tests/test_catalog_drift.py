@@ -8,7 +8,6 @@ tables, change it, and drop it afterwards. The SQLite test needs nothing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -17,25 +16,16 @@ import sqlalchemy as sa
 from ispyb_falcon.catalog.drift import check_drift, load_schema_dir
 from ispyb_falcon.catalog.generate import generate_schemas
 
-DATABASE_URL = os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL", "")
+from .conftest import MARIADB_URL as DATABASE_URL
+from .conftest import needs_mariadb
+
 SCRATCH_DB = "ispyb_gen_drift"
 COPIED_TABLES = ("Person", "Laboratory", "Proposal", "BLSession")
 
-needs_mariadb = pytest.mark.skipif(
-    not DATABASE_URL, reason="ISPYB_FALCON_TEST_DATABASE_URL is not set"
-)
-
 
 @pytest.fixture(scope="module")
-def source_engine() -> sa.Engine:
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        pytest.fail(f"test database {DATABASE_URL!r} is unreachable: {exc}")
-    yield engine
-    engine.dispose()
+def source_engine(mariadb_engine) -> sa.Engine:
+    return mariadb_engine
 
 
 @pytest.fixture()

@@ -9,7 +9,6 @@ enum parser need no database.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
@@ -19,24 +18,14 @@ import sqlalchemy as sa
 from ispyb_falcon.catalog.generate import generate_schemas, parse_enum_values, write_schemas
 from ispyb_falcon.catalog.tables import CATALOG_TABLES
 
-DATABASE_URL = os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL", "")
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas_json"
+from .conftest import needs_mariadb
 
-needs_mariadb = pytest.mark.skipif(
-    not DATABASE_URL, reason="ISPYB_FALCON_TEST_DATABASE_URL is not set"
-)
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas_json"
 
 
 @pytest.fixture(scope="module")
-def engine() -> sa.Engine:
-    engine = sa.create_engine(DATABASE_URL)
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except sa.exc.SQLAlchemyError as exc:
-        pytest.fail(f"test database {DATABASE_URL!r} is unreachable: {exc}")
-    yield engine
-    engine.dispose()
+def engine(mariadb_engine) -> sa.Engine:
+    return mariadb_engine
 
 
 @pytest.fixture(scope="module")
