@@ -293,6 +293,11 @@ class Resource:
             stmt = stmt.where(pred)
         return conn.execute(stmt).first() is not None
 
+    def scope_hint(self) -> str:
+        if self.hang_columns:
+            return "set a parent you may write to: " + ", ".join(sorted(self.hang_columns))
+        return "this row would be outside the proposals and sessions you may write to"
+
     def may_write(self, p: Principal) -> bool:
         return bool(p.roles & self.write_roles)
 
@@ -356,23 +361,34 @@ class Collection(Resource):
         return where
 
     def export(self, req, resp, stmt, cols, kind) -> None:
-        """Stream every row from a server-side cursor: constant memory, any size."""
+        """Stream every row from a server-side cursor: constant memory, any size.
+
+        The first chunk is produced here, inside the responder, so a failure at the
+        start is still a JSON error rather than a cut-off 200.
+        """
         conn = self.b.engine.connect()
         try:
-            result = conn.execution_options(stream_results=True, max_row_buffer=1000).execute(stmt)
+            result = (
+                conn.execution_options(stream_results=True, max_row_buffer=1000)
+                .execute(stmt)
+                .mappings()
+            )
+            chunks = EXPORTS[kind](result, cols)
+            first = next(chunks, b"")
         except Exception:
             conn.close()
             raise
 
-        def rows():
+        def stream():
             try:
-                yield from EXPORTS[kind](result, cols)
+                yield first
+                yield from chunks
             finally:
                 result.close()
                 conn.close()
 
         resp.content_type = kind + ("; charset=utf-8" if kind == "text/csv" else "")
-        resp.stream = rows()
+        resp.stream = stream()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
         p = principal(req)
@@ -418,13 +434,7 @@ class Collection(Resource):
         if not self.in_write_scope(conn, p, self.key_where(key)):
             raise unprocessable(
                 "The new row would not belong to anything you may write to.",
-                [
-                    {
-                        "path": where,
-                        "message": "set a parent you may write to: "
-                        + ", ".join(sorted(self.hang_columns)),
-                    }
-                ],
+                [{"path": where, "message": self.scope_hint()}],
             )
         stmt = sa.select(*statements.columns(self.table, self.columns)).where(*self.key_where(key))
         return serialize.row(conn.execute(stmt).mappings().one(), self.columns)
