@@ -18,7 +18,7 @@ from .auth.tokens import TokenService, TokenSettings
 from .catalog.drift import check_drift
 from .catalog.store import Catalog
 from .config import ConfigError, Settings, production_problems
-from .middleware import Authentication, Authorization, RequestLog
+from .middleware import Authentication, Authorization, Cors, RequestLog
 from .query.visibility import Resolver, Via
 from .resources import MODULES
 from .resources.auth import Login, WhoAmI
@@ -197,10 +197,13 @@ def create_app(
         expose_headers_list=["ETag", "Location", "X-Request-Id", "Retry-After"],
         max_age=600,
     )
+    cors.origins_vary = (
+        True  # answers differ by Origin: caches must know (falcon-cors omits it for lists)
+    )
     app = falcon.App(
         middleware=[
             RequestLog(),
-            cors.middleware,
+            Cors(cors),
             Authentication(tokens, principals),
             Authorization(),
         ],

@@ -51,6 +51,21 @@ class RequestLog:
         )
 
 
+class Cors:
+    """falcon-cors, also on answers that never reached a resource (unknown routes)."""
+
+    def __init__(self, cors) -> None:
+        self.cors = cors
+
+    def process_resource(self, req: falcon.Request, resp, resource, params) -> None:
+        req.context.cors_done = True
+        self.cors.process(req, resp, resource)
+
+    def process_response(self, req: falcon.Request, resp, resource, req_succeeded: bool) -> None:
+        if not getattr(req.context, "cors_done", False):
+            self.cors.process(req, resp, resource)
+
+
 def _public(resource) -> bool:
     return resource is None or getattr(resource, "public", False)
 

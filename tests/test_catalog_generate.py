@@ -339,3 +339,11 @@ def test_committed_schemas_equal_a_fresh_generation(engine, tmp_path: Path):
     assert [p.name for p in committed] == [p.name for p in fresh]
     stale = [p.name for p in fresh if (SCHEMAS_DIR / p.name).read_bytes() != p.read_bytes()]
     assert not stale, f"schemas_json is out of date, regenerate: {stale}"
+
+
+@needs_mariadb
+def test_json_columns_are_marked_from_their_check_constraint(schemas):
+    extra = schemas["Shipping"]["properties"]["extra"]
+    assert extra["contentMediaType"] == "application/json"
+    assert extra["x-ispyb"]["json"] is True and extra["x-ispyb"]["charset"] == "utf8mb4"
+    assert "json" not in schemas["Shipping"]["properties"]["comments"]["x-ispyb"]

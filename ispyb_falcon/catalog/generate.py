@@ -50,6 +50,7 @@ _NUMERIC_DEFAULT_TYPES = (
 )
 
 _NOW_EXPRESSION = re.compile(r"^(current_timestamp|now|localtimestamp|localtime)(\(\d*\))?$", re.I)
+_JSON_CHECK = re.compile(r"^json_valid\(`([^`]+)`\)$", re.IGNORECASE)
 _ON_UPDATE = re.compile(r"on update (\S+)", re.I)
 _NUMBER_LITERAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _INTEGER_LITERAL = re.compile(r"^[+-]?\d+$")
@@ -119,6 +120,7 @@ class _Info:
         self.foreign_keys: dict[tuple[str, str], dict[str, Any]] = {}
         self.rules: dict[tuple[str, str], tuple[str, str]] = {}
         self.indexes: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.json_columns: set[tuple[str, str]] = set()
 
 
 def _read_information_schema(conn: sa.Connection, database: str, names: list[str]) -> _Info:
@@ -182,6 +184,21 @@ def _read_information_schema(conn: sa.Connection, database: str, names: list[str
             row["DELETE_RULE"],
         )
 
+    # Column-level CHECK (json_valid(`col`)) marks MariaDB's JSON columns. MySQL's view has
+    # no TABLE_NAME; there the check is simply not seen.
+    checks_sql = sa.text(
+        "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+        " WHERE CONSTRAINT_SCHEMA = :db AND TABLE_NAME IN :names"
+    ).bindparams(in_names)
+    try:
+        with conn.begin_nested():
+            for row in conn.execute(checks_sql, params).mappings():
+                m = _JSON_CHECK.match(str(row["CHECK_CLAUSE"]).strip())
+                if m:
+                    info.json_columns.add((row["TABLE_NAME"], m.group(1)))
+    except sa.exc.DBAPIError:
+        pass
+
     stats_sql = sa.text(
         "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME"
         " FROM information_schema.STATISTICS"
@@ -216,6 +233,9 @@ def _table_schema(name: str, info: _Info, mariadb: bool) -> dict[str, Any]:
     required: list[str] = []
     for column in columns:
         prop, needed = _column_schema(column, column["COLUMN_NAME"] in primary_key, mariadb)
+        if (name, column["COLUMN_NAME"]) in info.json_columns:
+            prop["contentMediaType"] = "application/json"
+            prop["x-ispyb"]["json"] = True
         properties[column["COLUMN_NAME"]] = prop
         if needed or (column["COLUMN_NAME"] in fk_columns and _is_required_fk(prop)):
             required.append(column["COLUMN_NAME"])

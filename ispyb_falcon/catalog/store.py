@@ -14,6 +14,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -105,6 +106,26 @@ def _charset(name: str | None) -> Callable[[Any], Any]:
     return lambda value: value
 
 
+def _finite(value: float) -> float:
+    """NaN, Infinity and numbers past a DOUBLE (1e999) are not values a column holds."""
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _json_text(charset: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column (CHECK json_valid) holds a JSON document, as text."""
+
+    def convert(value: str) -> str:
+        try:
+            json.loads(value)
+        except ValueError:
+            raise ValueError("not a JSON document (this column holds JSON text)") from None
+        return charset(value)
+
+    return convert
+
+
 def _hex(value: str) -> bytes:
     return bytes.fromhex(value)
 
@@ -126,6 +147,10 @@ def converter_for(column: dict) -> Callable[[Any], Any] | None:
         return _hex
     if base in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint"):
         return int
+    if base in ("float", "double", "real", "decimal"):
+        return _finite
+    if info.get("json"):
+        return _json_text(_charset(info.get("charset")))
     if base in ("char", "varchar", "text", "tinytext", "mediumtext", "longtext", "enum"):
         return _charset(info.get("charset"))
     return None
@@ -178,6 +203,17 @@ class TableSchema:
 
     def sql_type(self, column: str) -> str:
         return self.columns[column].get("x-ispyb", {}).get("sqlType", "")
+
+    def storable(self, column: str, value: Any) -> bool:
+        """Whether the column can hold this value (e.g. text within its character set)."""
+        convert = self.converters.get(column)
+        if convert is None or not isinstance(value, str):
+            return True
+        try:
+            convert(value)
+        except (ValueError, OverflowError):
+            return False
+        return True
 
     def check(self, body: Any, *, partial: bool, path: str = "$") -> tuple[dict, list[dict]]:
         """Validate one object and convert it: (values for the database, errors)."""

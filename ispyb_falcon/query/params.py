@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from ..catalog.store import TableSchema, parse_date, parse_datetime, parse_time
 from ..errors import bad_request
 from .operators import OPERATORS, Operator
@@ -157,4 +159,28 @@ def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> C
         raise bad_request(
             f"{name}: cannot read {raw!r} as a {table.sql_type(column)} ({exc})", name
         ) from None
-    return Condition(column, op, values if op.many else values[0])
+    return _storable(Condition(column, op, values if op.many else values[0]), table, name)
+
+
+NEVER = Operator("never", "matches no row", lambda c, v: sa.false())
+
+
+def _storable(cond: Condition, table: TableSchema, name: str) -> Condition:
+    """Text the column's character set cannot hold matches no stored value.
+
+    Said in SQL as such, because MariaDB refuses to compare a latin1 column
+    with such text ("illegal mix of collations").
+    """
+    values = cond.value if cond.operator.many else [cond.value]
+    kept = [v for v in values if table.storable(cond.column, v)]
+    if len(kept) == len(values):
+        return cond
+    if cond.operator.many:
+        return (
+            Condition(cond.column, cond.operator, kept)
+            if kept
+            else Condition(cond.column, NEVER, None)
+        )
+    if cond.operator.key == "ne":
+        return Condition(cond.column, OPERATORS["null"], False)
+    raise bad_request(f"{name}: {cond.value!r} cannot be compared with this column's text", name)

@@ -29,7 +29,10 @@ def search(table: sa.Table, fields: Sequence[Search], text: str) -> sa.ColumnEle
     """Substring match on the declared text columns (or expressions)."""
     pattern = f"%{like_escape(text)}%"
     exprs = [table.c[f] if isinstance(f, str) else f(table) for f in fields]
-    return sa.or_(*(sa.func.lower(e).like(pattern.lower(), escape="\\") for e in exprs))
+    # CAST: compare in the connection's character set, whatever the column's (latin1...).
+    return sa.or_(
+        *(sa.func.lower(sa.cast(e, sa.String)).like(pattern.lower(), escape="\\") for e in exprs)
+    )
 
 
 def order(table: sa.Table, q: ListQuery, key: Sequence[str]) -> list[sa.ColumnElement]:

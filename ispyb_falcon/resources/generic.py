@@ -8,9 +8,10 @@ keys against what the caller may see, write in one transaction, read back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,15 @@ from sqlalchemy import exc as sa_exc
 from .. import serialize
 from ..auth.principal import SERVICE_ROLES, Principal
 from ..catalog.store import Catalog
-from ..errors import ApiError, bad_request, conflict, forbidden, not_found, unprocessable
+from ..errors import (
+    ApiError,
+    bad_request,
+    conflict,
+    forbidden,
+    is_connection_error,
+    not_found,
+    unprocessable,
+)
 from ..query import statements
 from ..query.params import ListQuery, parse_list_query
 from ..query.visibility import (
@@ -80,13 +89,10 @@ def read_json(req: falcon.Request, limit: int) -> Any:
     if len(raw) > limit:
         raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        # NaN/Infinity (and 1e999) become floats here and a 422 with their path at validation.
+        return json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def etag_of(data: Any) -> str:
@@ -98,12 +104,35 @@ def matches(tags: list | None, etag: str) -> bool:
     return any(str(t) in ("*", etag) for t in tags or ())
 
 
-def integrity_error(exc: sa_exc.IntegrityError | sa_exc.DataError) -> ApiError:
-    """What the database refused, said in the API's terms (never a 500)."""
+@contextlib.contextmanager
+def database_refusals() -> Iterator[None]:
+    """Around a write: what the database refuses becomes a 409 or a 422, never a 500."""
+    try:
+        yield
+    except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+        raise integrity_error(exc) from None
+    except sa_exc.OperationalError as exc:
+        if is_connection_error(exc) or _code(exc) not in REFUSALS:
+            raise
+        raise integrity_error(exc) from None
+
+
+# MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
+# (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
+REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
+
+
+def _code(exc: sa_exc.DBAPIError) -> int | None:
     orig = getattr(exc, "orig", None)
-    code = (
+    return (
         orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
     )
+
+
+def integrity_error(exc: sa_exc.DBAPIError) -> ApiError:
+    """What the database refused, said in the API's terms (never a 500)."""
+    orig = getattr(exc, "orig", None)
+    code = _code(exc)
     text = str(orig) if orig is not None else str(exc)
     if code == 1062 or "UNIQUE constraint failed" in text:
         return conflict("A row with the same unique key already exists.", detail=_short(text))
@@ -418,17 +447,16 @@ class Collection(Resource):
             if errors:
                 raise unprocessable("The request body names rows that cannot be used.", errors)
             created = [self.insert(conn, p, values, where) for where, values in rows]
+            text = serialize.dumps(created if many else created[0])  # before the commit
         req.context.rows = len(created)
         resp.status = falcon.HTTP_201
         if not many and self.route.item:
             resp.location = self.location(created[0], path)
-        resp.text = serialize.dumps(created if many else created[0])
+        resp.text = text
 
     def insert(self, conn: sa.Connection, p: Principal, values: dict, where: str) -> dict:
-        try:
+        with database_refusals():
             result = conn.execute(sa.insert(self.table).values(values))
-        except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-            raise integrity_error(exc) from None
         ids = dict(zip(self.key, result.inserted_primary_key or (), strict=False))
         key = {k: values.get(k, ids.get(k)) for k in self.key}
         if not self.in_write_scope(conn, p, self.key_where(key)):
@@ -507,10 +535,8 @@ class Item(Resource):
                 raise unprocessable("The request body names rows that cannot be used.", errors)
             values = {k: v for k, v in values.items() if k not in fixed}
             if values:
-                try:
+                with database_refusals():
                     conn.execute(sa.update(self.table).where(*where).values(values))
-                except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-                    raise integrity_error(exc) from None
                 if not self.in_write_scope(conn, p, where):
                     raise unprocessable(
                         "The change would move the row out of what you may write to.",
@@ -518,8 +544,9 @@ class Item(Resource):
                     )
             stmt = sa.select(*statements.columns(self.table, self.columns)).where(*where)
             new = serialize.row(conn.execute(stmt).mappings().one(), self.columns)
+            text = serialize.dumps(new)  # before the commit
         resp.etag = etag_of(new)
-        resp.text = serialize.dumps(new)
+        resp.text = text
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
         p = principal(req)
@@ -541,8 +568,6 @@ class Item(Resource):
                         f"Other rows refer to this {self.route.table}; delete them first.",
                         references=used,
                     )
-            try:
+            with database_refusals():
                 conn.execute(sa.delete(self.table).where(*where))
-            except sa_exc.IntegrityError as exc:
-                raise integrity_error(exc) from None
         resp.status = falcon.HTTP_204

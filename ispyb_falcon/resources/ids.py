@@ -13,12 +13,12 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-_PROPOSAL = re.compile(r"^([A-Za-z]+)(\d+)$")
-_VISIT = re.compile(r"^([A-Za-z]+\d+)-(\d+)$")
+_PROPOSAL = re.compile(r"^([A-Za-z]+)([0-9]+)$")
+_VISIT = re.compile(r"^([A-Za-z]+[0-9]+)-([0-9]+)$")
 
 
 def integer(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 def proposal_match(t: Mapping[str, sa.Table], text: str) -> sa.ColumnElement | None:
