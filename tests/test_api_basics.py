@@ -165,7 +165,7 @@ def test_unexpected_error_is_json_500_with_request_id_only(app, client, auth, mo
     def boom(*a, **k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(generic.statements, "page", boom)
+    monkeypatch.setattr(generic.statements, "bind_values", boom)
     r = client.simulate_get(f"{PREFIX}/proposals", headers=auth("admin1"))
     assert r.status_code == 500
     assert "secret internal detail" not in r.text

@@ -1,7 +1,8 @@
 """Filter operators as a table of small objects: `?<column>[<op>]=<value>`.
 
-Each operator says how to parse its value (with the column's own parser) and
-which SQL it becomes. Adding one is adding a row here.
+Each operator says how its value is read (with the column's own parser, as
+text, or as true/false), how the value is bound, and which SQL it becomes.
+Adding one is adding a row here.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ def like_escape(text: str) -> str:
 class Operator:
     key: str
     doc: str
-    build: Callable[[sa.ColumnElement, Any], sa.ColumnElement]
-    many: bool = False  # the value may be a comma-separated list
+    build: Callable[[sa.ColumnElement, Any], sa.ColumnElement]  # (column, bind or flag)
+    many: bool = False  # the value may be a comma-separated list (bound as an expanding list)
     text: bool = False  # the value is raw text (not parsed to the column type)
-    boolean: bool = False  # the value is true/false
+    boolean: bool = False  # the value is true/false and shapes the SQL (not bound)
+    prepare: Callable[[Any], Any] = staticmethod(lambda value: value)  # value -> bound value
 
 
 OPERATORS: dict[str, Operator] = {
@@ -34,27 +36,30 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "eq",
             "equal to; `a,b,c` means any of them",
-            lambda c, v: c.in_(v) if len(v) > 1 else c == v[0],
+            lambda c, b: c.in_(b) if b.expanding else c == b,
             many=True,
         ),
         Operator(
-            "ne", "not equal to (rows where the column is NULL are excluded)", lambda c, v: c != v
+            "ne", "not equal to (rows where the column is NULL are excluded)", lambda c, b: c != b
         ),
-        Operator("gt", "greater than", lambda c, v: c > v),
-        Operator("gte", "greater than or equal to", lambda c, v: c >= v),
-        Operator("lt", "less than", lambda c, v: c < v),
-        Operator("lte", "less than or equal to", lambda c, v: c <= v),
+        Operator("gt", "greater than", lambda c, b: c > b),
+        Operator("gte", "greater than or equal to", lambda c, b: c >= b),
+        Operator("lt", "less than", lambda c, b: c < b),
+        Operator("lte", "less than or equal to", lambda c, b: c <= b),
         Operator(
             "like",
             "contains this text (case follows the database collation; % and _ are literal)",
-            lambda c, v: sa.cast(c, sa.String).like(f"%{like_escape(v)}%", escape="\\"),
+            lambda c, b: sa.cast(c, sa.String).like(b, escape="\\"),
             text=True,
+            prepare=lambda value: f"%{like_escape(value)}%",
         ),
         Operator(
             "null",
             "`true`: the column is NULL; `false`: it is not",
-            lambda c, v: c.is_(None) if v else c.is_not(None),
+            lambda c, flag: c.is_(None) if flag else c.is_not(None),
             boolean=True,
         ),
     )
 }
+
+NEVER = Operator("never", "matches no row", lambda c, flag: sa.false(), boolean=True)

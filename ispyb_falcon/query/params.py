@@ -8,11 +8,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from ..catalog.store import TableSchema, parse_date, parse_datetime, parse_time
 from ..errors import bad_request
-from .operators import OPERATORS, Operator
+from .operators import NEVER, OPERATORS, Operator
 
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([a-z]+)\])?$")
 RESERVED = ("skip", "limit", "order_by", "order", "fields", "search")
@@ -23,6 +21,23 @@ class Condition:
     column: str
     operator: Operator
     value: Any
+
+    @property
+    def shape(self) -> tuple:
+        """What the SQL's form depends on: a list binds as IN, a flag chooses the SQL."""
+        op = self.operator
+        if op.boolean:
+            return (self.column, op.key, self.value)
+        return (self.column, op.key, op.many and len(self.value) > 1)
+
+    def bound(self) -> Any:
+        """The value to bind (None for flags, which are part of the shape)."""
+        op = self.operator
+        if op.boolean:
+            return None
+        if op.many:
+            return self.value if len(self.value) > 1 else self.value[0]
+        return op.prepare(self.value)
 
 
 @dataclass
@@ -35,6 +50,17 @@ class ListQuery:
     fields: list[str] | None = None
     search: str | None = None
     scopes: dict[str, str] = field(default_factory=dict)  # convenience filters: proposal=, session=
+
+    @property
+    def shape(self) -> tuple:
+        return (
+            tuple(self.fields or ()),
+            self.order_by,
+            self.descending,
+            self.limit is not None,
+            tuple(c.shape for c in self.conditions),
+            self.search is not None,
+        )
 
 
 def _int(text: str) -> int:
@@ -162,9 +188,6 @@ def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> C
     return _storable(Condition(column, op, values if op.many else values[0]), table, name)
 
 
-NEVER = Operator("never", "matches no row", lambda c, v: sa.false())
-
-
 def _storable(cond: Condition, table: TableSchema, name: str) -> Condition:
     """Text the column's character set cannot hold matches no stored value.
 
@@ -179,7 +202,7 @@ def _storable(cond: Condition, table: TableSchema, name: str) -> Condition:
         return (
             Condition(cond.column, cond.operator, kept)
             if kept
-            else Condition(cond.column, NEVER, None)
+            else Condition(cond.column, NEVER, True)
         )
     if cond.operator.key == "ne":
         return Condition(cond.column, OPERATORS["null"], False)

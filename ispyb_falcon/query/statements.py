@@ -1,15 +1,23 @@
-"""SQLAlchemy Core statements for lists, counts, items and delete checks.
+"""SQLAlchemy Core statements for lists, counts and delete checks.
 
-Pure builders: they take tables and predicates and return statements; the
-resources execute them. Every statement receives the caller's visibility
-predicate from the resource, so no statement here can forget it.
+A list's statements depend on the *shape* of the request (which columns,
+filters, operators, scopes, and the kind of caller) and not on its values,
+which enter as named bind parameters. `ListPlans` builds the statements once
+per shape and keeps them, so a request only collects its values: building
+and cache-keying a 100-column select with nested visibility subqueries on
+every request cost as much as running it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
 
 from .operators import like_escape
 from .params import ListQuery
@@ -21,18 +29,15 @@ def columns(table: sa.Table, names: Iterable[str]) -> list[sa.Column]:
     return [table.c[n] for n in names]
 
 
-def conditions(table: sa.Table, q: ListQuery) -> list[sa.ColumnElement]:
-    return [c.operator.build(table.c[c.column], c.value) for c in q.conditions]
-
-
-def search(table: sa.Table, fields: Sequence[Search], text: str) -> sa.ColumnElement:
-    """Substring match on the declared text columns (or expressions)."""
-    pattern = f"%{like_escape(text)}%"
+def search(table: sa.Table, fields: Sequence[Search], bind: sa.BindParameter) -> sa.ColumnElement:
+    """Substring match on the declared text columns (or expressions), case-insensitive."""
     exprs = [table.c[f] if isinstance(f, str) else f(table) for f in fields]
     # CAST: compare in the connection's character set, whatever the column's (latin1...).
-    return sa.or_(
-        *(sa.func.lower(sa.cast(e, sa.String)).like(pattern.lower(), escape="\\") for e in exprs)
-    )
+    return sa.or_(*(sa.func.lower(sa.cast(e, sa.String)).like(bind, escape="\\") for e in exprs))
+
+
+def search_pattern(text: str) -> str:
+    return f"%{like_escape(text)}%".lower()
 
 
 def order(table: sa.Table, q: ListQuery, key: Sequence[str]) -> list[sa.ColumnElement]:
@@ -42,21 +47,66 @@ def order(table: sa.Table, q: ListQuery, key: Sequence[str]) -> list[sa.ColumnEl
     return first + [direction(table.c[k]) for k in key if k != q.order_by]
 
 
-def page(
-    table: sa.Table,
-    cols: list[sa.Column],
-    where: list[sa.ColumnElement],
-    q: ListQuery,
-    key: Sequence[str],
-) -> sa.Select:
-    stmt = sa.select(*cols).where(*where).order_by(*order(table, q, key))
-    if q.limit is not None:
-        stmt = stmt.limit(q.limit).offset(q.skip)
-    return stmt
+@dataclass(frozen=True)
+class Plan:
+    page: sa.Select
+    count: sa.Select
+    names: frozenset[str]  # every bind parameter a request must supply
 
 
-def count(table: sa.Table, where: list[sa.ColumnElement]) -> sa.Select:
-    return sa.select(sa.func.count()).select_from(table).where(*where)
+def named_binds(*statements: sa.Select) -> frozenset[str]:
+    """The named (non-anonymous) bind parameters: the values a request supplies."""
+    return frozenset(
+        b.key
+        for stmt in statements
+        for b in visitors.iterate(stmt)
+        if isinstance(b, sa.BindParameter) and not b.unique
+    )
+
+
+class ListPlans:
+    """Page and count statements of one table, built once per request shape."""
+
+    def __init__(self, table: sa.Table, key: Sequence[str], size: int = 512) -> None:
+        self.table = table
+        self.key = tuple(key)
+        self.size = size
+        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(
+        self, shape: tuple, build: Callable[[], tuple[list[str], list[sa.ColumnElement], ListQuery]]
+    ) -> Plan:
+        with self._lock:
+            plan = self._plans.get(shape)
+            if plan is not None:
+                self._plans.move_to_end(shape)
+                return plan
+        cols, where, q = build()
+        page = (
+            sa.select(*columns(self.table, cols))
+            .where(*where)
+            .order_by(*order(self.table, q, self.key))
+        )
+        if q.limit is not None:
+            page = page.limit(sa.bindparam("limit", type_=sa.Integer)).offset(
+                sa.bindparam("offset", type_=sa.Integer)
+            )
+        count = sa.select(sa.func.count()).select_from(self.table).where(*where)
+        plan = Plan(page, count, named_binds(page, count))
+        with self._lock:
+            self._plans[shape] = plan
+            if len(self._plans) > self.size:
+                self._plans.popitem(last=False)
+        return plan
+
+
+def bind_values(plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
+    """The values for a cached plan; a missing one would run with another request's value."""
+    missing = plan.names - values.keys()
+    if missing:
+        raise RuntimeError(f"unbound parameters {sorted(missing)}")
+    return values
 
 
 def references(

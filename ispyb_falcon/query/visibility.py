@@ -58,6 +58,13 @@ class NotApplicable(Exception):
 
 
 class Root:
+    """Where a hang ends; values enter predicates as named bind parameters."""
+
+    shape: tuple = ()  # what the SQL's form depends on (values excluded)
+
+    def params(self) -> dict:
+        return {}
+
     def proposal(self, proposal: sa.Table, t: Mapping[str, sa.Table]) -> sa.ColumnElement | None:
         raise NotApplicable
 
@@ -82,8 +89,29 @@ class VisibleRoot(Root):
     def unrestricted(self) -> bool:  # type: ignore[override]
         return self.principal.sees_all and not self.writable
 
+    @property
+    def shape(self) -> tuple:  # type: ignore[override]
+        p = self.principal
+        return (
+            "visible",
+            p.sees_all,
+            bool(p.beamlines),
+            self.writable,
+            self.members_see_all_sessions,
+        )
+
+    def params(self) -> dict:
+        p = self.principal
+        values = {"me": p.person_id if p.person_id is not None else -1}
+        if p.beamlines and not p.sees_all:
+            values["beamlines"] = sorted(p.beamlines)
+        return values
+
     def _me(self):
-        return sa.literal(self.principal.person_id if self.principal.person_id is not None else -1)
+        return sa.bindparam("me", self.params()["me"], type_=sa.Integer)
+
+    def _beamlines(self):
+        return sa.bindparam("beamlines", sorted(self.principal.beamlines), expanding=True)
 
     def proposal(self, proposal, t):
         p = self.principal
@@ -104,9 +132,7 @@ class VisibleRoot(Root):
             if p.beamlines:
                 ors.append(
                     proposal.c.proposalId.in_(
-                        sa.select(ses.c.proposalId).where(
-                            ses.c.beamLineName.in_(sorted(p.beamlines))
-                        )
+                        sa.select(ses.c.proposalId).where(ses.c.beamLineName.in_(self._beamlines()))
                     )
                 )
             visible = sa.or_(*ors)
@@ -123,7 +149,7 @@ class VisibleRoot(Root):
         me = self._me()
         ors = [session.c.sessionId.in_(sa.select(shp.c.sessionId).where(shp.c.personId == me))]
         if p.beamlines:
-            ors.append(session.c.beamLineName.in_(sorted(p.beamlines)))
+            ors.append(session.c.beamLineName.in_(self._beamlines()))
         if self.members_see_all_sessions:
             ors.append(
                 session.c.proposalId.in_(sa.select(prop.c.proposalId).where(prop.c.personId == me))
@@ -153,6 +179,7 @@ class ProposalRoot(Root):
     """Rows below the proposals matched by `match(Proposal table)`."""
 
     match: object  # Callable[[sa.Table], ColumnElement]
+    shape: tuple = ()
 
     def proposal(self, proposal, t):
         return self.match(proposal)
@@ -167,6 +194,7 @@ class SessionRoot(Root):
     """Rows below the sessions matched by `match(BLSession table)`."""
 
     match: object
+    shape: tuple = ()
 
     def session(self, session, t):
         return self.match(session)

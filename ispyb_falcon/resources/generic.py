@@ -42,8 +42,9 @@ from ..query.visibility import (
     Via,
     VisibleRoot,
 )
+from . import ids
 from .declare import Route
-from .ids import integer, proposal_match, session_match
+from .ids import SCOPES, integer
 
 ANY = frozenset({"*"})  # any signed-in caller
 EXPORTS = {"text/csv": serialize.csv_stream, "application/x-ndjson": serialize.ndjson_stream}
@@ -167,6 +168,7 @@ class Resource:
             roles.add("manager")
         self.write_roles = frozenset(roles)
         self.scopes = self._scopes()
+        self.plans = statements.ListPlans(self.table, self.key)
         self.hang_columns = {
             v.column
             for v in (route.hangs if isinstance(route.hangs, tuple) else ())
@@ -175,31 +177,26 @@ class Resource:
 
     # --- reading ---------------------------------------------------------------
 
-    def _scopes(self) -> dict[str, Root]:
+    def _scopes(self) -> tuple[str, ...]:
         """The convenience filters this table can honour (?proposal=, ?session=)."""
-        found = {}
-        for name, root in (
-            ("proposal", ProposalRoot(lambda _t: sa.true())),
-            ("session", SessionRoot(lambda _t: sa.true())),
-        ):
+        found = []
+        for name in SCOPES:
             try:
-                self.b.resolver.predicate(self.route.table, root)
+                self.b.resolver.predicate(
+                    self.route.table, self.scope_root(name, ("id", {"id": 0}))
+                )
             except NotApplicable:
                 continue
-            found[name] = root
-        return found
+            found.append(name)
+        return tuple(found)
 
-    def scope_where(self, name: str, text: str) -> sa.ColumnElement:
-        t = self.b.tables
+    def scope_root(self, name: str, parsed) -> Root:
+        """The root that reaches the rows below one proposal or session (values as binds)."""
+        where = SCOPES[name][1]
+        shape = (name, parsed[0])
         if name == "proposal":
-            match = proposal_match(t, text)
-            root: Root = ProposalRoot(lambda _proposal: match)
-        else:
-            match = session_match(t, text)
-            root = SessionRoot(lambda _session: match)
-        if match is None:
-            raise bad_request(f"{name}: {text!r} is not a {name} id or name", name)
-        return self.b.resolver.predicate(self.route.table, root)
+            return ProposalRoot(lambda _t: where(self.b.tables, parsed, "scope_proposal"), shape)
+        return SessionRoot(lambda _t: where(self.b.tables, parsed, "scope_session"), shape)
 
     def visible(self, p: Principal, root: Root | None = None) -> list[sa.ColumnElement]:
         pred = self.b.resolver.predicate(self.route.table, root or self.b.read_root(p))
@@ -353,43 +350,78 @@ class Collection(Resource):
             scopes=self.scopes,
             paged=paged,
         )
+        if q.search is not None and not self.route.search:
+            raise bad_request(f"{self.route.path} has no text columns to search", "search")
         cols = q.fields or self.columns
+        root = self.b.read_root(p)
+        scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
+        shape = (q.shape, root.shape, tuple((n, parsed[0]) for n, parsed in scopes.items()))
+        plan = self.plans.get(shape, lambda: (cols, self.where(q, root, scopes), q))
         with self.b.engine.connect() as conn:
-            where = self.where(conn, p, q, path)
-            page = statements.page(
-                self.table, statements.columns(self.table, cols), where, q, self.key
-            )
+            values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
-                return self.export(req, resp, page, cols, export)
-            rows = conn.execute(page).mappings().all()
-            total = conn.execute(statements.count(self.table, where)).scalar_one()
+                return self.export(req, resp, plan.page, values, cols, export)
+            rows = conn.execute(plan.page, values).mappings().all()
+            total = conn.execute(plan.count, values).scalar_one()
         req.context.rows = len(rows)
-        body = {
-            "total": total,
-            "skip": q.skip,
-            "limit": q.limit,
-            "results": [serialize.row(r, cols) for r in rows],
-        }
-        resp.etag = tag = etag_of(body)
+        text = serialize.dumps(
+            {
+                "total": total,
+                "skip": q.skip,
+                "limit": q.limit,
+                "results": [serialize.row(r, cols) for r in rows],
+            }
+        )
+        resp.etag = tag = hashlib.sha256(text.encode()).hexdigest()[:32]
         if matches(req.if_none_match, tag):
             resp.status = falcon.HTTP_304
             return
-        resp.text = serialize.dumps(body)
+        resp.text = text
 
-    def where(self, conn, p: Principal, q: ListQuery, path: dict) -> list[sa.ColumnElement]:
-        where = self.visible(p) + statements.conditions(self.table, q)
+    def parse_scope(self, name: str, text: str):
+        parsed = SCOPES[name][0](text)
+        if parsed is None:
+            raise bad_request(f"{name}: {text!r} is not a {name} id or name", name)
+        return parsed
+
+    def where(self, q: ListQuery, root: Root, scopes: dict) -> list[sa.ColumnElement]:
+        """The list's predicates for this shape, every value a named bind parameter."""
+        where = self.visible(None, root)
+        for i, c in enumerate(q.conditions):
+            op = c.operator
+            bind = (
+                c.value
+                if op.boolean
+                else sa.bindparam(f"f{i}", c.bound(), expanding=c.shape[2] is True and op.many)
+            )
+            where.append(op.build(self.table.c[c.column], bind))
         if self.route.nested:
-            parent = self.parent_key(conn, p, path["id"])
-            where.append(self.table.c[self.route.nested.column] == parent)
-        for name, text in q.scopes.items():
-            where.append(self.scope_where(name, text))
-        if q.search:
-            if not self.route.search:
-                raise bad_request(f"{self.route.path} has no text columns to search", "search")
-            where.append(statements.search(self.table, self.route.search, q.search))
+            where.append(self.table.c[self.route.nested.column] == sa.bindparam("parent"))
+        for name, parsed in scopes.items():
+            where.append(self.b.resolver.predicate(self.route.table, self.scope_root(name, parsed)))
+        if q.search is not None:
+            where.append(statements.search(self.table, self.route.search, sa.bindparam("search")))
         return where
 
-    def export(self, req, resp, stmt, cols, kind) -> None:
+    def values(
+        self, conn, p: Principal, q: ListQuery, root: Root, scopes: dict, path: dict
+    ) -> dict:
+        """This request's values for the plan's bind parameters."""
+        values = dict(root.params())
+        values.update(
+            (f"f{i}", c.bound()) for i, c in enumerate(q.conditions) if not c.operator.boolean
+        )
+        if self.route.nested:
+            values["parent"] = self.parent_key(conn, p, path["id"])
+        for name, parsed in scopes.items():
+            values.update(ids.params(parsed, f"scope_{name}"))
+        if q.search is not None:
+            values["search"] = statements.search_pattern(q.search)
+        if q.limit is not None:
+            values.update(limit=q.limit, offset=q.skip)
+        return values
+
+    def export(self, req, resp, stmt, values, cols, kind) -> None:
         """Stream every row from a server-side cursor: constant memory, any size.
 
         The first chunk is produced here, inside the responder, so a failure at the
@@ -399,7 +431,7 @@ class Collection(Resource):
         try:
             result = (
                 conn.execution_options(stream_results=True, max_row_buffer=1000)
-                .execute(stmt)
+                .execute(stmt, values)
                 .mappings()
             )
             chunks = EXPORTS[kind](result, cols)
