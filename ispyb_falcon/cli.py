@@ -43,6 +43,9 @@ def _serve(app, settings: Settings, host: str, port: int) -> None:
         threads=settings[("server", "threads")],
         max_request_body_size=settings[("server", "max_body_bytes")] + 1024,
         ident="ispyb-falcon",
+        # Flush exports to the client early: waitress buffers 16 MB per connection by default,
+        # which made a 1M-row CSV export peak ~25 MB higher (bin/bench).
+        outbuf_high_watermark=1 << 20,
         clear_untrusted_proxy_headers=True,
     )
 

@@ -31,11 +31,15 @@ def value(v: Any) -> Any:
 
 
 def row(mapping: Any, keys: Sequence[str]) -> dict[str, Any]:
-    return {k: value(mapping[k]) for k in keys}
+    """The row's columns; `dumps` formats what JSON has no type for (dates, bytes, ...)."""
+    return {k: mapping[k] for k in keys}
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # `default` runs only for values json cannot write itself: most columns cost nothing.
+    return json.dumps(
+        obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=value
+    )
 
 
 def ndjson_stream(rows: Iterable[Any], keys: Sequence[str]) -> Iterator[bytes]:
