@@ -33,21 +33,23 @@ def _logging(settings: Settings) -> None:
     )
 
 
+def waitress_options(settings: Settings) -> dict:
+    """How `serve` and `demo` run waitress (the benchmark runs its servers the same way)."""
+    return {
+        "threads": settings[("server", "threads")],
+        "max_request_body_size": settings[("server", "max_body_bytes")] + 1024,
+        "ident": "ispyb-falcon",
+        "clear_untrusted_proxy_headers": True,
+        # Flush exports to the client early: waitress buffers 16 MB per connection by default,
+        # which made a 1M-row CSV export peak ~25 MB higher (bin/bench).
+        "outbuf_high_watermark": 1 << 20,
+    }
+
+
 def _serve(app, settings: Settings, host: str, port: int) -> None:
     import waitress
 
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=settings[("server", "threads")],
-        max_request_body_size=settings[("server", "max_body_bytes")] + 1024,
-        ident="ispyb-falcon",
-        # Flush exports to the client early: waitress buffers 16 MB per connection by default,
-        # which made a 1M-row CSV export peak ~25 MB higher (bin/bench).
-        outbuf_high_watermark=1 << 20,
-        clear_untrusted_proxy_headers=True,
-    )
+    waitress.serve(app, host=host, port=port, **waitress_options(settings))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -98,11 +98,13 @@ def list_parameters(route: Route, schema: dict, max_limit: int, scopes: Iterable
     for column in columns:
         for op in OPERATORS.values():
             name = column if op.key == "eq" else f"{column}[{op.key}]"
-            value = (
-                {"type": "string", "enum": ["true", "false"]} if op.boolean else {"type": "string"}
-            )
-            params.append(_param(name, "query", value, op.doc))
+            params.append(_param(name, "query", FLAG if op.boolean else TEXT, op.doc))
     return params
+
+
+# Shared by the thousands of filter parameters: one object each, not one per parameter.
+TEXT = {"type": "string"}
+FLAG = {"type": "string", "enum": ["true", "false"]}
 
 
 def build(
