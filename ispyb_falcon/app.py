@@ -187,7 +187,12 @@ def create_app(
         members_see_all_sessions=settings[("visibility", "proposal_members_see_all_sessions")],
     )
     tokens = make_tokens(settings)
-    principals = PrincipalLoader(engine, tables, settings.beamline_groups)
+    principals = PrincipalLoader(
+        engine,
+        tables,
+        settings.beamline_groups,
+        storable=lambda login: catalog["Person"].storable("login", login),
+    )
     origins = settings[("server", "cors_origins")]
     cors = CORS(
         allow_all_origins="*" in origins,

@@ -384,6 +384,7 @@ def _fixed_paths() -> dict:
                 "operationId": "loginBasic",
                 "tags": ["auth"],
                 "security": [{"basic": []}],
+                "parameters": [_param("plugin", "query", TEXT, "Use only this authenticator.")],
                 "responses": {
                     "200": {
                         "description": "A token",

@@ -9,7 +9,12 @@ fail, they do not skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import falcon.testing
 import pytest
@@ -24,6 +29,48 @@ from ispyb_falcon.demo.sqlite import create_demo_database
 PREFIX = "/ispyb/api/v1"
 SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 MARIADB_URL = os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL")
+
+
+OFFICIAL_SQL = Path(
+    os.environ.get("ISPYB_FALCON_SQL_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "ispyb-database" / "schemas" / "ispyb"
+)
+OFFICIAL_SQL_FILES = (  # the load order of ../shared/ispyb-database/README.md
+    "tables.sql",
+    "lookups.sql",
+    "data.sql",
+    "routines.sql",
+    "updates/2026_04_24_AutoProc_autoProcProgramId.sql",
+    "updates/2026_05_08_MillingStep_table.sql",
+)
+
+
+def mariadb_client(url: sa.URL) -> list[str]:
+    args = ["mariadb", f"--host={url.host or 'localhost'}", f"--port={url.port or 3306}"]
+    if url.username:
+        args.append(f"--user={url.username}")
+    if url.password:
+        args.append(f"--password={url.password}")
+    return args
+
+
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[sa.URL]:
+    """A fresh database `name` beside the test database, with the official schema; dropped after."""
+    url = sa.make_url(MARIADB_URL)
+    assert url.database != name, "a scratch database must not be the configured one"
+    if shutil.which("mariadb") is None or not (OFFICIAL_SQL / "tables.sql").exists():
+        pytest.fail(f"needs the mariadb client and the official ISPyB SQL files in {OFFICIAL_SQL}")
+    client = mariadb_client(url)
+    subprocess.run(
+        [*client, "-e", f"DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}`;"], check=True
+    )
+    sql = b"".join((OFFICIAL_SQL / f).read_bytes() + b"\n" for f in OFFICIAL_SQL_FILES)
+    subprocess.run([*client, "-D", name], input=sql, check=True)
+    try:
+        yield url.set(database=name)
+    finally:
+        subprocess.run([*client, "-e", f"DROP DATABASE IF EXISTS `{name}`"], check=True)
 
 
 needs_mariadb = pytest.mark.skipif(

@@ -227,3 +227,31 @@ def test_access_log_is_one_json_line_without_secrets(client, caplog):
         "rows": 2,
     }
     assert isinstance(mine["ms"], float)
+
+
+def test_login_plugin_must_be_a_known_name(client):
+    """Found by contract fuzzing: a non-string or unknown plugin was a 500."""
+    r = client.simulate_post(
+        f"{PREFIX}/auth/login", json={"login": "a", "password": "b", "plugin": []}
+    )
+    assert r.status_code == 422 and r.json["errors"][0]["path"] == "$.plugin"
+    r = client.simulate_get(
+        f"{PREFIX}/auth/login",
+        params={"plugin": "nope"},
+        headers={"Authorization": "Basic cGlfYW5uYTp4"},
+    )
+    assert r.status_code == 400 and r.json["parameter"] == "plugin"
+
+
+def test_login_outside_the_person_charset_is_nobody_not_a_500(client):
+    """Found by contract fuzzing on MariaDB: Person.login is latin1; '✓' cannot be one."""
+    r = client.simulate_post(f"{PREFIX}/auth/login", json={"login": "✓", "password": "x"})
+    assert r.status_code == 200 and r.json["personId"] is None
+    who = client.simulate_get(
+        f"{PREFIX}/auth/whoami", headers={"Authorization": f"Bearer {r.json['token']}"}
+    )
+    assert who.status_code == 200 and who.json["login"] == "✓"
+    lists = client.simulate_get(
+        f"{PREFIX}/proposals", headers={"Authorization": f"Bearer {r.json['token']}"}
+    )
+    assert lists.status_code == 200 and lists.json["total"] == 0

@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +22,9 @@ from ispyb_falcon.demo.generator import TABLE_ORDER, fill
 from ispyb_falcon.demo.progress import ProgressBar
 from ispyb_falcon.demo.sqlite import column_type, create_demo_database, create_tables
 
+from .conftest import reachable, scratch_database
+
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas_json"
-SQL_DIR = Path(os.environ.get("ISPYB_FALCON_SQL_DIR", "/work/shared/ispyb-database/schemas/ispyb"))
-SQL_FILES = (
-    "tables.sql", "lookups.sql", "data.sql", "routines.sql",
-    "updates/2026_04_24_AutoProc_autoProcProgramId.sql",
-    "updates/2026_05_08_MillingStep_table.sql",
-)  # fmt: skip
 SCRATCH_DB = "ispyb_demo_test"
 DB_URL = os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL")
 
@@ -364,38 +358,17 @@ def test_progress_bar_draws_one_line_per_call_off_a_terminal():
 # -- MariaDB ---------------------------------------------------------------------------------
 
 
-def _client_args(url: sa.URL) -> list[str]:
-    args = ["mariadb", f"--host={url.host or 'localhost'}", f"--port={url.port or 3306}"]
-    if url.username:
-        args.append(f"--user={url.username}")
-    if url.password:
-        args.append(f"--password={url.password}")
-    return args
-
-
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[sa.Engine]:
     if not DB_URL:
         pytest.skip("ISPYB_FALCON_TEST_DATABASE_URL is not set")
-    url = sa.make_url(DB_URL)
-    assert url.database != SCRATCH_DB, "the scratch database must not be the configured one"
-    probe = sa.create_engine(url)
-    with probe.connect() as conn:  # unreachable while configured: fail, do not skip
-        conn.execute(sa.text("SELECT 1"))
-    probe.dispose()
-    if shutil.which("mariadb") is None or not (SQL_DIR / "tables.sql").exists():
-        pytest.skip("needs the mariadb client and the official ISPyB SQL files")
-    client = _client_args(url)
-    recreate = f"DROP DATABASE IF EXISTS `{SCRATCH_DB}`; CREATE DATABASE `{SCRATCH_DB}`;"
-    subprocess.run([*client, "-e", recreate], check=True)
-    sql = b"".join((SQL_DIR / name).read_bytes() + b"\n" for name in SQL_FILES)
-    subprocess.run([*client, "-D", SCRATCH_DB], input=sql, check=True)
-    engine = sa.create_engine(url.set(database=SCRATCH_DB))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        subprocess.run([*client, "-e", f"DROP DATABASE IF EXISTS `{SCRATCH_DB}`"], check=True)
+    reachable(DB_URL).dispose()  # unreachable while configured: fail, do not skip
+    with scratch_database(SCRATCH_DB) as scratch:
+        engine = sa.create_engine(scratch)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def _orphans(conn: sa.Connection) -> dict[str, int]:

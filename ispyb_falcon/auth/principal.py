@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -64,8 +64,10 @@ class PrincipalLoader:
         tables: Mapping[str, sa.Table],
         groups: Sequence[BeamlineGroup],
         ttl_seconds: float = 30.0,
+        storable: Callable[[str], bool] = lambda login: True,
     ) -> None:
         self.engine = engine
+        self.storable = storable
         self.groups = tuple(groups)
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, int | None, frozenset[str]]] = {}
@@ -88,6 +90,10 @@ class PrincipalLoader:
         )
 
     def lookup(self, login: str) -> tuple[int | None, frozenset[str]]:
+        if not self.storable(
+            login
+        ):  # no Person.login can hold it (MariaDB would refuse to compare)
+            return None, frozenset()
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(login)

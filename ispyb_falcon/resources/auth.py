@@ -58,7 +58,9 @@ class Login:
         for key in sorted(set(body) - {"login", "password", "plugin"}):
             errors.append({"path": f"$.{key}", "message": f"unknown field {key!r}"})
         plugin = body.get("plugin")
-        if plugin is not None and plugin not in self.authenticators:
+        if plugin is not None and (
+            not isinstance(plugin, str) or plugin not in self.authenticators
+        ):
             errors.append(
                 {
                     "path": "$.plugin",
@@ -88,7 +90,10 @@ class Login:
             ) from None
         if not sep or not login:
             raise bad_request("The Basic credentials must be login:password.")
-        self.login(req, resp, login, password, req.get_param("plugin"))
+        plugin = req.get_param("plugin")
+        if plugin is not None and plugin not in self.authenticators:
+            raise bad_request(f"unknown plugin; known: {', '.join(self.authenticators)}", "plugin")
+        self.login(req, resp, login, password, plugin)
 
     def login(self, req, resp, login: str, password: str, plugin: str | None) -> None:
         address = req.remote_addr or "-"
