@@ -22,40 +22,40 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def demo_server(directory: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`ispyb-falcon demo` on a free port; yields (API base URL, process); stops it after."""
+def demo_server(directory: Path) -> Iterator[tuple[str, Path]]:
+    """`ispyb-falcon demo` on a free port; yields (API base URL, its log file); stops it after.
+
+    The log goes to a file, not a pipe nobody reads: a full pipe would block the server.
+    """
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "bin" / "ispyb-falcon"),
-            "demo",
-            "--port",
-            str(port),
-            "--database",
-            str(directory / "demo.sqlite"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     base = f"http://127.0.0.1:{port}/ispyb/api/v1"
+    log = directory / "server.log"
+    command = [sys.executable, str(ROOT / "bin" / "ispyb-falcon"), "demo", "--port", str(port)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*command, "--database", str(directory / "demo.sqlite")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 60
+        while True:
             try:
                 with urllib.request.urlopen(base + "/health", timeout=2) as r:
                     if json.load(r)["database"] == "ok":
                         break
             except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError("the demo server stopped: " + proc.stderr.read()) from None
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("the demo server did not start")
-        yield base, proc
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError("the demo server stopped:\n" + log.read_text())
+            if time.monotonic() > deadline:
+                raise RuntimeError("the demo server did not start:\n" + log.read_text())
+            time.sleep(0.1)
+        yield base, log
     finally:
         proc.terminate()
         try:
-            proc.communicate(timeout=10)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()

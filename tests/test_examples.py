@@ -12,13 +12,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .servers import free_port
+from .servers import demo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "bin" / "examples"
@@ -27,47 +26,8 @@ EXAMPLES = ROOT / "bin" / "examples"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`bin/ispyb-falcon demo` on a free port; yields the API base URL; stops it after."""
-    directory = tmp_path_factory.mktemp("examples")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/ispyb/api/v1"
-    log = directory / "server.log"
-    with log.open("w") as out:
-        # the log goes to a file, not a pipe nobody reads: a full pipe would block the server
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "bin" / "ispyb-falcon"),
-                "demo",
-                "--port",
-                str(port),
-                "--database",
-                str(directory / "demo.sqlite"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                    if json.load(r)["database"] == "ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                pytest.fail("the demo server stopped:\n" + log.read_text())
-            if time.monotonic() > deadline:
-                pytest.fail("the demo server did not start:\n" + log.read_text())
-            time.sleep(0.1)
+    with demo_server(tmp_path_factory.mktemp("examples")) as (base, _log):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def api_get(base: str, path: str, login: str = "pi_anna") -> dict:
