@@ -17,8 +17,6 @@ Each waitress thread keeps its own PyMySQL connection. The SQL text is built onc
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
 import re
 import threading
@@ -27,6 +25,8 @@ import time
 import falcon
 import jwt
 import pymysql
+
+from ispyb_falcon.serialize import value
 
 VISIT = re.compile(r"^([A-Za-z]+)(\d+)-(\d+)$")
 PERSON_TTL = 30.0
@@ -45,25 +45,11 @@ FROM_WHERE = """
                     WHERE shp.sessionId = s.sessionId AND shp.personId = %(me)s))"""
 
 
-def _default(v):
-    """The values json cannot write itself, formatted like ispyb_falcon.serialize.value."""
-    if isinstance(v, dt.datetime):
-        return v.replace(microsecond=0).isoformat()
-    if isinstance(v, (dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, dt.timedelta):
-        seconds = int(v.total_seconds())
-        sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
-        return f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return bytes(v).hex()
-    if isinstance(v, decimal.Decimal):
-        return float(v)
-    return str(v)
-
-
 _encode = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
+    ensure_ascii=False,
+    separators=(",", ":"),
+    allow_nan=False,
+    default=value,  # the same value formatting as the API (section 1)
 ).encode
 
 
