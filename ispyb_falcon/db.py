@@ -57,7 +57,3 @@ def reflect(engine: sa.Engine, tables: Iterable[str]) -> sa.MetaData:
 
 def table_names(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
-
-
-def is_mysql(engine: sa.Engine) -> bool:
-    return engine.dialect.name in ("mysql", "mariadb")

@@ -324,9 +324,6 @@ class Resource:
             return "set a parent you may write to: " + ", ".join(sorted(self.hang_columns))
         return "this row would be outside the proposals and sessions you may write to"
 
-    def may_write(self, p: Principal) -> bool:
-        return bool(p.roles & self.write_roles)
-
     def key_where(self, row: dict) -> list[sa.ColumnElement]:
         return [self.table.c[k] == row[k] for k in self.key]
 
