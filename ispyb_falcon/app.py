@@ -114,15 +114,16 @@ def enabled_routes(settings: Settings) -> tuple[list[Route], list[Route]]:
 def needed_tables(routes: list[Route], every: list[Route]) -> list[str]:
     """The enabled tables, the core ones, and every table their hangs pass through."""
     hangs = {r.table: r.hangs for r in every}
-    needed, todo = set(CORE_TABLES), [r.table for r in routes]
+    needed: set[str] = set()
+    todo = [*CORE_TABLES, *(r.table for r in routes)]
     while todo:
         name = todo.pop()
-        if name in needed and name not in CORE_TABLES:
+        if name in needed:
             continue
         needed.add(name)
         hang = hangs.get(name)
         if isinstance(hang, tuple):
-            todo += [v.table for v in hang if isinstance(v, Via) and v.table not in needed]
+            todo += [v.table for v in hang if isinstance(v, Via)]
     return sorted(needed)
 
 

@@ -126,9 +126,6 @@ class Settings:
     def __getitem__(self, key: tuple[str, str]) -> Any:
         return self.values[key]
 
-    def get(self, section: str, key: str) -> Any:
-        return self.values[(section, key)]
-
     def replace(self, **changes: Any) -> Settings:
         """A copy with `section_key=value` overrides (already typed), for tests and the CLI."""
         values = dict(self.values)

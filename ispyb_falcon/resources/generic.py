@@ -96,8 +96,13 @@ def read_json(req: falcon.Request, limit: int) -> Any:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
 
 
+def etag_of_text(text: str) -> str:
+    """The entity tag of a JSON body, from the text that is sent (serialized once)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def etag_of(data: Any) -> str:
-    return hashlib.sha256(serialize.dumps(data).encode()).hexdigest()[:32]
+    return etag_of_text(serialize.dumps(data))
 
 
 def matches(tags: list | None, etag: str) -> bool:
@@ -369,7 +374,7 @@ class Collection(Resource):
                 "results": [serialize.row(r, cols) for r in rows],
             }
         )
-        resp.etag = tag = hashlib.sha256(text.encode()).hexdigest()[:32]
+        resp.etag = tag = etag_of_text(text)
         if matches(req.if_none_match, tag):
             resp.status = falcon.HTTP_304
             return
@@ -514,7 +519,8 @@ class Item(Resource):
             row = self.fetch(conn, self.row_where(conn, p, path), p)
         if row is None:
             raise not_found()
-        resp.etag = tag = etag_of(row)
+        text = serialize.dumps(row)
+        resp.etag = tag = etag_of_text(text)  # of the whole row, as If-Match compares
         if matches(req.if_none_match, tag):
             resp.status = falcon.HTTP_304
             return
@@ -522,8 +528,8 @@ class Item(Resource):
             q = parse_list_query(
                 {"fields": req.params["fields"]}, self.schema, default_limit=1, max_limit=1
             )
-            row = {k: row[k] for k in q.fields}
-        resp.text = serialize.dumps(row)
+            text = serialize.dumps({k: row[k] for k in q.fields})
+        resp.text = text
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
         self.update(req, resp, path, partial=True)
@@ -574,7 +580,7 @@ class Item(Resource):
             stmt = sa.select(*statements.columns(self.table, self.columns)).where(*where)
             new = serialize.row(conn.execute(stmt).mappings().one(), self.columns)
             text = serialize.dumps(new)  # before the commit
-        resp.etag = etag_of(new)
+        resp.etag = etag_of_text(text)
         resp.text = text
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
