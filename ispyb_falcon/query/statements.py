@@ -6,6 +6,13 @@ which enter as named bind parameters. `ListPlans` builds the statements once
 per shape and keeps them, so a request only collects its values: building
 and cache-keying a 100-column select with nested visibility subqueries on
 every request cost as much as running it.
+
+A plan also keeps its statements compiled for the engine's driver
+(`DriverStatement`): the SQL text, the order of its parameters and the type
+conversions SQLAlchemy would apply. A page then runs on the DBAPI cursor
+directly, which saves SQLAlchemy's per-execution work (a cache lookup, an
+execution context, a result object) on the busiest path. Statements that need
+per-request SQL (an expanding `IN` list) keep the SQLAlchemy path.
 """
 
 from __future__ import annotations
@@ -48,10 +55,89 @@ def order(table: sa.Table, q: ListQuery, key: Sequence[str]) -> list[sa.ColumnEl
 
 
 @dataclass(frozen=True)
+class DriverStatement:
+    """A statement compiled once for one driver: what SQLAlchemy would send, precomputed."""
+
+    sql: str
+    fixed: dict[str, Any]  # values of the statement's own (anonymous) bind parameters
+    positions: tuple[str, ...] | None  # parameter order, for positional drivers (qmark)
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # per-parameter type conversions
+    results: tuple[Callable[[Any], Any] | None, ...] | None  # per-column, None if none
+
+    @classmethod
+    def compile(cls, stmt: sa.Select, dialect: sa.Dialect) -> DriverStatement | None:
+        compiled = stmt.compile(dialect=dialect)
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            return None  # its SQL depends on the values (expanding IN): SQLAlchemy's path
+        binds, fixed = [], {}
+        for bind, name in compiled.bind_names.items():
+            if bind.unique:
+                fixed[name] = bind.effective_value
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                binds.append((name, process))
+        results = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in stmt.selected_columns
+        )
+        return cls(
+            sql=compiled.string,
+            fixed=fixed,
+            positions=tuple(compiled.positiontup) if compiled.positional else None,
+            binds=tuple(binds),
+            results=results if any(results) else None,
+        )
+
+    def execute(self, conn: sa.Connection, values: dict[str, Any]) -> list[tuple]:
+        """Every row, on the connection's DBAPI cursor; errors as SQLAlchemy raises them."""
+        params = {**self.fixed, **values}
+        for name, process in self.binds:
+            params[name] = process(params[name])
+        args = params if self.positions is None else tuple(params[n] for n in self.positions)
+        dbapi = conn.connection  # the pooled DBAPI connection this Connection holds
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(self.sql, args)
+            rows = cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as e:
+            lost = conn.dialect.is_disconnect(e, dbapi.dbapi_connection, cursor)
+            if lost:
+                conn.invalidate(e)
+            raise sa.exc.DBAPIError.instance(
+                self.sql,
+                args,
+                e,
+                conn.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=conn.dialect,
+            ) from e
+        finally:
+            cursor.close()
+        if self.results is None:
+            return rows
+        procs = self.results
+        return [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True)
 class Plan:
     page: sa.Select
     count: sa.Select
     names: frozenset[str]  # every bind parameter a request must supply
+    driver: tuple[DriverStatement, DriverStatement] | None = None  # (page, count) if compiled
+
+    def rows(self, conn: sa.Connection, values: dict[str, Any]) -> list[tuple]:
+        if self.driver is not None:
+            return self.driver[0].execute(conn, values)
+        return [tuple(r) for r in conn.execute(self.page, values)]
+
+    def total(self, conn: sa.Connection, values: dict[str, Any]) -> int:
+        if self.driver is not None:
+            return self.driver[1].execute(conn, values)[0][0]
+        return conn.execute(self.count, values).scalar_one()
 
 
 def named_binds(*statements: sa.Select) -> frozenset[str]:
@@ -67,9 +153,16 @@ def named_binds(*statements: sa.Select) -> frozenset[str]:
 class ListPlans:
     """Page and count statements of one table, built once per request shape."""
 
-    def __init__(self, table: sa.Table, key: Sequence[str], size: int = 512) -> None:
+    def __init__(
+        self,
+        table: sa.Table,
+        key: Sequence[str],
+        dialect: sa.Dialect | None = None,
+        size: int = 512,
+    ) -> None:
         self.table = table
         self.key = tuple(key)
+        self.dialect = dialect  # compile plans for this driver (None: SQLAlchemy executes)
         self.size = size
         self._plans: OrderedDict[tuple, Plan] = OrderedDict()
         self._lock = threading.Lock()
@@ -93,7 +186,14 @@ class ListPlans:
                 sa.bindparam("offset", type_=sa.Integer)
             )
         count = sa.select(sa.func.count()).select_from(self.table).where(*where)
-        plan = Plan(page, count, named_binds(page, count))
+        driver = None
+        if self.dialect is not None:
+            compiled = (
+                DriverStatement.compile(page, self.dialect),
+                DriverStatement.compile(count, self.dialect),
+            )
+            driver = compiled if None not in compiled else None
+        plan = Plan(page, count, named_binds(page, count), driver)
         with self._lock:
             self._plans[shape] = plan
             if len(self._plans) > self.size:

@@ -34,6 +34,7 @@ from ..errors import (
 from ..query import statements
 from ..query.params import ListQuery, parse_list_query
 from ..query.visibility import (
+    AllOf,
     NotApplicable,
     ProposalRoot,
     Resolver,
@@ -173,7 +174,7 @@ class Resource:
             roles.add("manager")
         self.write_roles = frozenset(roles)
         self.scopes = self._scopes()
-        self.plans = statements.ListPlans(self.table, self.key)
+        self.plans = statements.ListPlans(self.table, self.key, backend.engine.dialect)
         self.hang_columns = {
             v.column
             for v in (route.hangs if isinstance(route.hangs, tuple) else ())
@@ -363,15 +364,15 @@ class Collection(Resource):
             values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
                 return self.export(req, resp, plan.page, values, cols, export)
-            rows = conn.execute(plan.page, values).mappings().all()
-            total = conn.execute(plan.count, values).scalar_one()
+            rows = plan.rows(conn, values)
+            total = plan.total(conn, values)
         req.context.rows = len(rows)
         text = serialize.dumps(
             {
                 "total": total,
                 "skip": q.skip,
                 "limit": q.limit,
-                "results": [serialize.row(r, cols) for r in rows],
+                "results": [dict(zip(cols, r, strict=True)) for r in rows],
             }
         )
         resp.etag = tag = etag_of_text(text)
@@ -388,6 +389,9 @@ class Collection(Resource):
 
     def where(self, q: ListQuery, root: Root, scopes: dict) -> list[sa.ColumnElement]:
         """The list's predicates for this shape, every value a named bind parameter."""
+        if scopes:  # what the caller may see and below the ?proposal= / ?session= given
+            scoped = [self.scope_root(name, parsed) for name, parsed in scopes.items()]
+            root = AllOf((root, *scoped))
         where = self.visible(None, root)
         for i, c in enumerate(q.conditions):
             op = c.operator
@@ -399,8 +403,6 @@ class Collection(Resource):
             where.append(op.build(self.table.c[c.column], bind))
         if self.route.nested:
             where.append(self.table.c[self.route.nested.column] == sa.bindparam("parent"))
-        for name, parsed in scopes.items():
-            where.append(self.b.resolver.predicate(self.route.table, self.scope_root(name, parsed)))
         if q.search is not None:
             where.append(statements.search(self.table, self.route.search, sa.bindparam("search")))
         return where
