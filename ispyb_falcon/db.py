@@ -1,13 +1,26 @@
-"""The database connection: one engine per server, tables reflected from the live database."""
+"""The database connection: one engine per server, tables reflected from the live database.
+
+On MariaDB a connection reads in autocommit mode: a list is a page and a count, and
+neither needs a transaction, so none is opened and none is rolled back when the
+connection returns to the pool. Writes run in `transaction(engine)`, which switches
+the connection to the server's transactional isolation level for the duration.
+A pooled connection that has been idle for a while is pinged before it is handed
+out; a busy server reuses connections within milliseconds and pays nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from .config import Settings
+
+READS_AUTOCOMMIT = "ispyb_reads_autocommit"  # engine execution option (see transaction())
+PING_WHEN_IDLE_SECONDS = 1.0
 
 
 def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
@@ -27,6 +40,7 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
             cur.close()
 
         return engine
+    options: dict = {"pool_pre_ping": True}
     connect_args: dict = {}
     if parsed.get_backend_name() in ("mysql", "mariadb"):
         statement_timeout = settings[("database", "statement_timeout")]
@@ -37,15 +51,58 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
         }
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    return sa.create_engine(
+        options = {
+            "pool_pre_ping": False,  # ping_when_idle below
+            "isolation_level": "AUTOCOMMIT",
+            "skip_autocommit_rollback": True,
+            "execution_options": {READS_AUTOCOMMIT: True},
+        }
+    engine = sa.create_engine(
         parsed,
         pool_size=settings[("database", "pool_size")],
         max_overflow=settings[("database", "pool_size")],
-        pool_pre_ping=True,
         pool_recycle=3600,
         pool_timeout=timeout,
         connect_args=connect_args,
+        **options,
     )
+    if not options["pool_pre_ping"]:
+        ping_when_idle(engine, PING_WHEN_IDLE_SECONDS)
+    return engine
+
+
+def ping_when_idle(engine: sa.Engine, seconds: float) -> None:
+    """Ping a pooled connection idle for longer than `seconds` before handing it out.
+
+    A failed ping means the database went away (a restart, a network cut): every
+    pooled connection is then replaced, and the request gets a fresh one.
+    """
+
+    @sa.event.listens_for(engine, "checkin")
+    def _returned(dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_conn, record, proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since <= seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise sa.exc.InvalidatePoolError(str(exc)) from exc
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction: everything inside commits together, or nothing does."""
+    with engine.connect() as conn:
+        if engine.get_execution_options().get(READS_AUTOCOMMIT):
+            # The server's own level (InnoDB: REPEATABLE READ, or the site's setting),
+            # for this connection until it returns to the pool.
+            conn.execution_options(isolation_level=engine.dialect.default_isolation_level)
+        with conn.begin():
+            yield conn
 
 
 def reflect(engine: sa.Engine, tables: Iterable[str]) -> sa.MetaData:

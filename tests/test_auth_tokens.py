@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ispyb_falcon.auth import tokens
 from ispyb_falcon.auth.tokens import InvalidToken, TokenService, TokenSettings
 
 SECRET = "0123456789abcdef0123456789abcdef-test-secret"
@@ -144,6 +145,38 @@ def test_verify_only_server_decodes_but_cannot_issue(rs_service, rsa_key):
 def test_leeway_accepts_just_expired_token(hs_service):
     token, _ = hs_service.issue("alice", ["user"], lifetime_seconds=10, now=int(time.time()) - 20)
     assert hs_service.decode(token)["sub"] == "alice"
+
+
+# --- remembered tokens -----------------------------------------------------------------------------
+
+
+def test_a_remembered_token_still_expires(monkeypatch):
+    service = TokenService(TokenSettings(secret=SECRET, leeway_seconds=30))
+    token, exp = service.issue("alice", ["user"], lifetime_seconds=60)
+    assert service.decode(token)["sub"] == "alice"  # verified, and remembered
+    assert service.decode(token)["sub"] == "alice"  # from memory
+    monkeypatch.setattr(tokens.time, "time", lambda: exp + 31)
+    assert reason(service, token) == "token expired"
+    assert token not in service._verified  # forgotten
+
+
+def test_a_remembered_token_vouches_for_no_other_text(hs_service):
+    token, _ = hs_service.issue("alice", ["user"])
+    assert hs_service.decode(token)["roles"] == ["user"]
+    header, _, signature = token.split(".")
+    forged = header + "." + b64url_json(good_claims(roles=["admin"])) + "." + signature
+    assert reason(hs_service, forged) == "bad signature"
+    assert reason(hs_service, token + "x") == "bad signature"
+
+
+def test_remembered_tokens_are_bounded(monkeypatch):
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS", 3)
+    service = TokenService(TokenSettings(secret=SECRET))
+    issued = [service.issue(f"user{i}", ["user"])[0] for i in range(5)]
+    for token in issued:
+        service.decode(token)
+    assert list(service._verified) == issued[2:]  # the newest three
+    assert service.decode(issued[0])["sub"] == "user0"  # verified again
 
 
 # --- refusals -----------------------------------------------------------------------------------

@@ -4,12 +4,20 @@ One `TokenService` per server, built from `TokenSettings`. It signs with exactly
 one algorithm and verifies with exactly that algorithm, so `alg: none` and
 algorithm swaps (an HS256 token "signed" with the RS256 public key) are refused
 by construction rather than by a check someone can forget.
+
+A client sends the same token on every request. The service remembers the tokens
+it has verified (the exact text, signature included) with their claims, and only
+re-checks the expiry on the next request: the signature, issuer, audience and
+claim checks cannot give another answer for the same text, and verifying them is
+a good part of a small request's cost.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +34,7 @@ MIN_SECRET_BYTES = 32
 MIN_RSA_BITS = 2048
 # A bearer token is a few hundred bytes; refuse anything absurd before parsing it.
 MAX_TOKEN_LENGTH = 8192
+VERIFIED_TOKENS = 4096  # remembered verified tokens (a few hundred bytes each)
 
 
 class InvalidToken(Exception):
@@ -62,6 +71,8 @@ class TokenService:
             raise ValueError("lifetime_seconds must be a positive number of seconds")
         if settings.leeway_seconds < 0:
             raise ValueError("leeway_seconds must not be negative")
+        self._verified: OrderedDict[str, dict] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def _load_keys(self, settings: TokenSettings) -> None:
         """Turn the configured secret or PEM text into key objects, or say which key is wrong."""
@@ -135,6 +146,21 @@ class TokenService:
             raise InvalidToken("malformed token")
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too long")
+        claims = self._verified.get(token)
+        if claims is not None:
+            if time.time() < claims["exp"] + self.settings.leeway_seconds:
+                return claims
+            with self._verified_lock:
+                self._verified.pop(token, None)
+            raise InvalidToken("token expired")
+        claims = self._verify(token)
+        with self._verified_lock:
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)  # the oldest
+        return claims
+
+    def _verify(self, token: str) -> dict:
         try:
             claims = jwt.decode(
                 token,

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ispyb_falcon.db import transaction
 from ispyb_falcon.demo import people
 from ispyb_falcon.demo.people import DemoProposal, DemoSession
 
@@ -615,7 +616,7 @@ def fill(
     """Insert copies 0..scale-1 that are not there yet; returns rows inserted per table."""
     tables = _reflect(engine)
     totals = dict.fromkeys(TABLE_ORDER, 0)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         next_ids = _next_ids(conn, tables)
         batch = _Batch(next_ids)
         groups = _ensure_groups(conn, tables, batch)
@@ -628,7 +629,7 @@ def fill(
             if k not in existing:
                 _copy(batch, k, groups)
         if batch.rows:
-            with engine.begin() as conn:
+            with transaction(engine) as conn:
                 for name, count in _write(conn, tables, batch).items():
                     totals[name] += count
         if progress:

@@ -62,7 +62,7 @@ class DriverStatement:
     fixed: dict[str, Any]  # values of the statement's own (anonymous) bind parameters
     positions: tuple[str, ...] | None  # parameter order, for positional drivers (qmark)
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]  # per-parameter type conversions
-    results: tuple[Callable[[Any], Any] | None, ...] | None  # per-column, None if none
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, conversion)
 
     @classmethod
     def compile(cls, stmt: sa.Select, dialect: sa.Dialect) -> DriverStatement | None:
@@ -76,19 +76,20 @@ class DriverStatement:
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 binds.append((name, process))
-        results = tuple(
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in stmt.selected_columns
-        )
+        results = []
+        for i, c in enumerate(stmt.selected_columns):
+            process = c.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                results.append((i, process))
         return cls(
             sql=compiled.string,
             fixed=fixed,
             positions=tuple(compiled.positiontup) if compiled.positional else None,
             binds=tuple(binds),
-            results=results if any(results) else None,
+            results=tuple(results),
         )
 
-    def execute(self, conn: sa.Connection, values: dict[str, Any]) -> list[tuple]:
+    def execute(self, conn: sa.Connection, values: dict[str, Any]) -> Sequence[Sequence]:
         """Every row, on the connection's DBAPI cursor; errors as SQLAlchemy raises them."""
         params = {**self.fixed, **values}
         for name, process in self.binds:
@@ -113,13 +114,15 @@ class DriverStatement:
             ) from e
         finally:
             cursor.close()
-        if self.results is None:
+        if not self.results:
             return rows
-        procs = self.results
-        return [
-            tuple(v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True))
-            for r in rows
-        ]
+        converted = []
+        for r in rows:
+            r = list(r)
+            for i, process in self.results:
+                r[i] = process(r[i])  # SQLAlchemy's processors take None too
+            converted.append(r)
+        return converted
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class Plan:
     names: frozenset[str]  # every bind parameter a request must supply
     driver: tuple[DriverStatement, DriverStatement] | None = None  # (page, count) if compiled
 
-    def rows(self, conn: sa.Connection, values: dict[str, Any]) -> list[tuple]:
+    def rows(self, conn: sa.Connection, values: dict[str, Any]) -> Sequence[Sequence]:
         if self.driver is not None:
             return self.driver[0].execute(conn, values)
         return [tuple(r) for r in conn.execute(self.page, values)]

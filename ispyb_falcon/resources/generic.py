@@ -19,7 +19,7 @@ import falcon
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from .. import serialize
+from .. import db, serialize
 from ..auth.principal import SERVICE_ROLES, Principal
 from ..catalog.store import Catalog
 from ..errors import (
@@ -465,7 +465,7 @@ class Collection(Resource):
                 "An array body must hold 1 to 1000 objects.",
                 [{"path": "$", "message": f"{len(items)} objects"}],
             )
-        with self.b.engine.begin() as conn:
+        with db.transaction(self.b.engine) as conn:
             path_values = {}
             if self.route.nested:
                 path_values[self.route.nested.column] = self.parent_key(conn, p, path["id"])
@@ -555,7 +555,7 @@ class Item(Resource):
     def update(self, req, resp, path: dict, *, partial: bool) -> None:
         p = principal(req)
         body = read_json(req, self.b.max_body_bytes)
-        with self.b.engine.begin() as conn:
+        with db.transaction(self.b.engine) as conn:
             where, row = self.found(conn, req, p, path)
             if not self.in_write_scope(conn, p, where):
                 raise forbidden("This row belongs to a proposal or session you may not change.")
@@ -587,7 +587,7 @@ class Item(Resource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
         p = principal(req)
-        with self.b.engine.begin() as conn:
+        with db.transaction(self.b.engine) as conn:
             where, row = self.found(conn, req, p, path)
             full = conn.execute(sa.select(self.table).where(*where)).mappings().one()
             refs, stmt = statements.references(
