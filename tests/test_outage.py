@@ -17,6 +17,7 @@ import falcon.testing
 import pytest
 from sqlalchemy.engine import make_url
 
+from ispyb_falcon import db
 from ispyb_falcon.app import create_app
 
 from .conftest import PREFIX
@@ -153,3 +154,15 @@ def test_hanging_database_is_bounded_by_the_configured_timeouts(proxied):
     proxy.set("forward")
     results = _burst(client, h, n=8)
     assert all(r.status_code in (200, 404) for r, _ in results)
+
+
+def test_first_request_after_a_quiet_restart_gets_a_fresh_connection(proxied):
+    """The database dropped the pooled connections while the server was idle: the
+    idle connection is pinged before use, found dead, and replaced: no 503."""
+    proxy, client, h = proxied
+    assert client.simulate_get(f"{PREFIX}/proposals", headers=h).status_code == 200
+    proxy.set("cut")  # every open connection is closed ...
+    proxy.set("forward")  # ... and the database is back
+    time.sleep(db.PING_WHEN_IDLE_SECONDS + 0.2)
+    r = client.simulate_get(f"{PREFIX}/proposals", headers=h)
+    assert r.status_code == 200, r.text
