@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import falcon.testing
 import pytest
 import sqlalchemy as sa
@@ -115,3 +118,35 @@ def test_a_site_can_serve_only_some_modules(settings, auth, tmp_path, catalog):
     )
     names = {s["name"] for s in c.simulate_get(f"{PREFIX}/schemas").json["schemas"]}
     assert "Proposal" in names and "BLSample" not in names and "AutoProc" not in names
+
+
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        (None, False),
+    ],
+)
+def test_openapi_document_is_sent_gzipped_to_clients_that_accept_it(app, accept, gzipped):
+    headers = {"Accept-Encoding": accept} if accept else {}
+    r = falcon.testing.TestClient(app).simulate_get(f"{PREFIX}/openapi.json", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "Accept-Encoding" in r.headers["Vary"]
+    body = gzip.decompress(r.content) if gzipped else r.content
+    assert r.headers.get("Content-Encoding") == ("gzip" if gzipped else None)
+    assert json.loads(body)["openapi"] == "3.1.0"
+
+
+def test_openapi_document_varies_on_origin_and_encoding(app):
+    r = falcon.testing.TestClient(app).simulate_get(
+        f"{PREFIX}/openapi.json",
+        headers={"Origin": "https://ui.example.org", "Accept-Encoding": "gzip"},
+    )
+    vary = {v.strip().lower() for v in r.headers["Vary"].split(",")}
+    assert {"origin", "accept-encoding"} <= vary
+    assert r.headers["Access-Control-Allow-Origin"] == "https://ui.example.org"

@@ -17,6 +17,7 @@ per-request SQL (an expanding `IN` list) keep the SQLAlchemy path.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -173,11 +174,11 @@ class ListPlans:
     def get(
         self, shape: tuple, build: Callable[[], tuple[list[str], list[sa.ColumnElement], ListQuery]]
     ) -> Plan:
-        with self._lock:
-            plan = self._plans.get(shape)
-            if plan is not None:
+        plan = self._plans.get(shape)  # one C-level dict operation: no lock needed to read
+        if plan is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread: fine
                 self._plans.move_to_end(shape)
-                return plan
+            return plan
         cols, where, q = build()
         page = (
             sa.select(*columns(self.table, cols))
