@@ -11,7 +11,8 @@ the same request as a user without staff beamlines:
   LIMIT/OFFSET, plus the COUNT(*) of the same rows;
 - answer the same envelope {total, skip, limit, results} with the same value formatting.
 
-Each waitress thread keeps its own PyMySQL connection. The SQL text is built once at start-up
+Each waitress thread keeps its own PyMySQL connection, opened with the connect, read and
+write timeouts `bin/bench` passes (those ispyb-falcon's `[database]` settings give PyMySQL). The SQL text is built once at start-up
 (the column list is read from information_schema, in table order, like SQLAlchemy reflects it).
 """
 
@@ -145,7 +146,8 @@ class DataCollections:
 
 
 def make_app(db: dict, secret: str, issuer: str, audience: str) -> falcon.App:
-    """`db`: pymysql.connect keyword arguments (host, port, user, password, database)."""
+    """`db`: pymysql.connect keyword arguments (host, port, user, password, database,
+    timeouts)."""
 
     def connect():
         return pymysql.connect(charset="utf8mb4", autocommit=True, **db)

@@ -88,7 +88,7 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("database", "schema_check"): (_choice("error", "warn", "off"), "error"),
     ("database", "pool_size"): (_int_range(1, 256), "10"),
     ("database", "connect_timeout"): (_int_range(1, 300), "5"),
-    ("database", "statement_timeout"): (_int_range(1, 3600), "30"),
+    ("database", "statement_timeout"): (_int_range(0, 3600), "30"),
     ("query", "default_limit"): (_int_range(1, 100000), "25"),
     ("query", "max_limit"): (_int_range(1, 100000), "1000"),
     ("visibility", "proposal_members_see_all_sessions"): (_bool, "true"),

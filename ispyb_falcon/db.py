@@ -43,7 +43,7 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
     options: dict = {"pool_pre_ping": True}
     connect_args: dict = {}
     if parsed.get_backend_name() in ("mysql", "mariadb"):
-        statement_timeout = settings[("database", "statement_timeout")]
+        statement_timeout = settings[("database", "statement_timeout")] or None  # 0: none
         connect_args = {
             "connect_timeout": timeout,
             "read_timeout": statement_timeout,

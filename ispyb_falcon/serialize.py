@@ -35,11 +35,15 @@ def row(mapping: Any, keys: Sequence[str]) -> dict[str, Any]:
     return {k: mapping[k] for k in keys}
 
 
+# One encoder for the whole process (it keeps no state between calls); `default` runs
+# only for values json cannot write itself, so most columns cost nothing.
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=value
+)
+
+
 def dumps(obj: Any) -> str:
-    # `default` runs only for values json cannot write itself: most columns cost nothing.
-    return json.dumps(
-        obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=value
-    )
+    return _encoder.encode(obj)
 
 
 def ndjson_stream(rows: Iterable[Any], keys: Sequence[str]) -> Iterator[bytes]:

@@ -166,3 +166,15 @@ def test_first_request_after_a_quiet_restart_gets_a_fresh_connection(proxied):
     time.sleep(db.PING_WHEN_IDLE_SECONDS + 0.2)
     r = client.simulate_get(f"{PREFIX}/proposals", headers=h)
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(("seconds", "socket_timeout"), [(3, 3.0), (0, None)])
+def test_statement_timeout_is_the_drivers_socket_timeout_and_0_turns_it_off(
+    settings, seconds, socket_timeout
+):
+    engine = db.make_engine(settings.replace(database_url=URL, database_statement_timeout=seconds))
+    try:
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection._sock.gettimeout() == socket_timeout
+    finally:
+        engine.dispose()
