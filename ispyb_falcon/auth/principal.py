@@ -72,6 +72,7 @@ class PrincipalLoader:
         self.ttl = ttl_seconds
         self._cache: dict[str, tuple[float, int | None, frozenset[str]]] = {}
         self._lock = threading.Lock()
+        self._principals: dict[tuple, tuple[float, Principal]] = {}
         t = tables
         person, ugp, ugperm, perm = (
             t["Person"],
@@ -89,35 +90,37 @@ class PrincipalLoader:
             .where(person.c.login == sa.bindparam("login"))
         )
 
-    def lookup(self, login: str) -> tuple[int | None, frozenset[str]]:
-        if not self.storable(
-            login
-        ):  # no Person.login can hold it (MariaDB would refuse to compare)
-            return None, frozenset()
+    def lookup(self, login: str) -> tuple[float, int | None, frozenset[str]]:
+        """(when it was read, personId, permissions) of a login, read at most every `ttl` s."""
         now = time.monotonic()
+        if not self.storable(login):  # no Person.login can hold it (MariaDB would refuse)
+            return now, None, frozenset()
         with self._lock:
             hit = self._cache.get(login)
         if hit and now - hit[0] < self.ttl:
-            return hit[1], hit[2]
+            return hit
         with self.engine.connect() as conn:
             rows = conn.execute(self._statement, {"login": login}).all()
-        person_id = rows[0][0] if rows else None
-        permissions = frozenset(r[1] for r in rows if r[1])
+        found = (now, rows[0][0] if rows else None, frozenset(r[1] for r in rows if r[1]))
         with self._lock:
             if len(self._cache) > 10000:
                 self._cache.clear()
-            self._cache[login] = (now, person_id, permissions)
-        return person_id, permissions
+            self._cache[login] = found
+        return found
 
     def staff_for(self, permissions: frozenset[str]) -> frozenset[str]:
         return frozenset(b for g in self.groups if g.permission in permissions for b in g.beamlines)
 
     def principal(self, claims: dict) -> Principal:
-        login = claims["sub"]
-        person_id, permissions = self.lookup(login)
+        """The caller of a verified token: built once, then reused while its lookup is fresh."""
         limited = claims.get("beamlines")
-        return Principal(
-            login=login,
+        key = (claims["sub"], tuple(claims.get("roles", ())), tuple(limited or ()), claims["exp"])
+        hit = self._principals.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        read_at, person_id, permissions = self.lookup(claims["sub"])
+        built = Principal(
+            login=claims["sub"],
             roles=frozenset(claims.get("roles", ())),
             person_id=person_id,
             permissions=permissions,
@@ -125,3 +128,8 @@ class PrincipalLoader:
             service_beamlines=frozenset(limited) if limited else None,
             expires_at=int(claims.get("exp", 0)),
         )
+        with self._lock:
+            if len(self._principals) > 10000:
+                self._principals.clear()
+            self._principals[key] = (read_at, built)  # as fresh as the lookup it holds
+        return built
