@@ -40,9 +40,7 @@ class RequestLog:
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         started = getattr(req.context, "started", None)
-        if started is None:
-            return
-        if not access_log.isEnabledFor(logging.INFO):
+        if started is None or not access_log.isEnabledFor(logging.INFO):
             return
         principal = getattr(req.context, "principal", None)
         line = json.dumps(

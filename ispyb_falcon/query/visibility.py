@@ -228,18 +228,20 @@ class AllOf(Root):
             values.update(r.params())
         return values
 
-    def _all(self, found: list) -> sa.ColumnElement | None:
-        found = [f for f in found if f is not None]
-        return None if not found else found[0] if len(found) == 1 else sa.and_(*found)
-
     def proposal(self, proposal, t):
-        return self._all([r.proposal(proposal, t) for r in self.roots])
+        return _all([r.proposal(proposal, t) for r in self.roots])
 
     def session(self, session, t):
-        return self._all([r.session(session, t) for r in self.roots])
+        return _all([r.session(session, t) for r in self.roots])
 
     def me(self, column):
-        return self._all([r.me(column) for r in self.roots])
+        return _all([r.me(column) for r in self.roots])
+
+
+def _all(found: list) -> sa.ColumnElement | None:
+    """AND of the predicates that restrict anything (None: every row)."""
+    found = [f for f in found if f is not None]
+    return None if not found else found[0] if len(found) == 1 else sa.and_(*found)
 
 
 class Resolver:
@@ -257,8 +259,7 @@ class Resolver:
             return None
         if isinstance(root, AllOf) and not self.single_path(name):
             # Each root on its own: a row may be visible by one path and in scope by another.
-            found = [self.predicate(name, r, table) for r in root.roots]
-            return root._all(found)
+            return _all([self.predicate(name, r, table) for r in root.roots])
         t = self.tables[name] if table is None else table
         hang = self.hangs[name]
         if hang == REFERENCE:
