@@ -109,6 +109,12 @@ def reflect(engine: sa.Engine, tables: Iterable[str]) -> sa.MetaData:
     """The served tables as the live database has them (the database is the truth)."""
     metadata = sa.MetaData()
     metadata.reflect(engine, only=list(tables), resolve_fks=False)
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, sa.Float) and column.type.asdecimal:
+                # MySQL's DOUBLE reflects as a Decimal rounded to 10 places: 1.5e-12
+                # would be served as 0. The driver's float is the stored value exactly.
+                column.type.asdecimal = False
     return metadata
 
 

@@ -9,6 +9,9 @@ also holds the official ISPyB test data.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
 
 import pytest
@@ -571,6 +574,28 @@ def test_written_values_are_served_in_the_section_1_formats(create, get, mx1001)
     assert shipping["dateOfShippingToUser"] == "2026-03-02T08:00:05"
     assert shipping["isStorageShipping"] == 1
     assert get(f"/shippings/{shipping['shippingId']}").json == shipping
+
+
+@pytest.mark.parametrize(
+    "mass", [1.5e-12, 1.2345678901234567e-05, 12345.678901234567, 6.02214076e23]
+)
+def test_a_double_column_is_served_with_every_digit_it_holds(create, get, admin, mx1001, mass):
+    name = unique("double")
+    protein = create(
+        "/proteins",
+        "proteinId",
+        {"proposalId": mx1001["proposalId"], "name": name, "molecularMass": mass},
+    )
+    assert protein["molecularMass"] == mass
+    assert get(f"/proteins/{protein['proteinId']}").json["molecularMass"] == mass
+    (listed,) = rows(get, "/proteins", name=name)
+    assert listed["molecularMass"] == mass
+    ndjson = get("/proteins", headers={**admin, "Accept": "application/x-ndjson"}, name=name)
+    assert json.loads(ndjson.text)["molecularMass"] == mass
+    (exported,) = csv.DictReader(
+        io.StringIO(get("/proteins", headers={**admin, "Accept": "text/csv"}, name=name).text)
+    )
+    assert float(exported["molecularMass"]) == mass
 
 
 def test_binary_columns_are_served_as_lowercase_hex(create, get, mx1001):
