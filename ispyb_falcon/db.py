@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from . import serialize
 from .config import Settings
 
 READS_AUTOCOMMIT = "ispyb_reads_autocommit"  # engine execution option (see transaction())
@@ -105,13 +106,32 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
             yield conn
 
 
+class Duration(sa.types.TypeDecorator):
+    """A TIME column: bound and served as `[-]HH:MM:SS` text, never wrapped into a day.
+
+    MariaDB's TIME holds -838:59:59 .. 838:59:59 and PyMySQL reads it whole (a
+    timedelta); SQLite's demo tables keep the text itself.
+    """
+
+    impl = sa.String(10)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else serialize.time_text(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else serialize.time_text(value)
+
+
 def reflect(engine: sa.Engine, tables: Iterable[str]) -> sa.MetaData:
     """The served tables as the live database has them (the database is the truth)."""
     metadata = sa.MetaData()
     metadata.reflect(engine, only=list(tables), resolve_fks=False)
     for table in metadata.tables.values():
         for column in table.columns:
-            if isinstance(column.type, sa.Float) and column.type.asdecimal:
+            if isinstance(column.type, sa.Time):
+                column.type = Duration()  # SQLAlchemy's TIME would wrap 26:15 to 02:15
+            elif isinstance(column.type, sa.Float) and column.type.asdecimal:
                 # MySQL's DOUBLE reflects as a Decimal rounded to 10 places: 1.5e-12
                 # would be served as 0. The driver's float is the stored value exactly.
                 column.type.asdecimal = False

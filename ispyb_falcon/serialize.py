@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -17,17 +18,34 @@ def value(v: Any) -> Any:
         return v
     if isinstance(v, dt.datetime):
         return v.replace(microsecond=0).isoformat()
-    if isinstance(v, (dt.date, dt.time)):
+    if isinstance(v, dt.date):
         return v.isoformat()
-    if isinstance(v, dt.timedelta):  # MySQL TIME arrives as a timedelta
-        seconds = int(v.total_seconds())
-        sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
-        return f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if isinstance(v, (dt.time, dt.timedelta)):
+        return time_text(v)
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v).hex()
     if isinstance(v, decimal.Decimal):
         return float(v)
     return str(v)
+
+
+_TIME_TEXT = re.compile(r"^(-?)(\d+):(\d{2}):(\d{2})(?:\.\d*)?$")
+
+
+def time_text(v: dt.time | dt.timedelta | str) -> str:
+    """A MySQL TIME as `[-]HH:MM:SS`: a time of day, or a signed duration up to 838 hours.
+
+    PyMySQL reads TIME as a timedelta (negative, or past 24 hours, as stored); SQLite's
+    demo tables keep the text; the demo generator writes `datetime.time`.
+    """
+    if isinstance(v, dt.time):
+        return f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+    if isinstance(v, dt.timedelta):
+        seconds = int(v.total_seconds())
+        sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+        return f"{sign}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    m = _TIME_TEXT.match(v)
+    return f"{m[1]}{int(m[2]):02d}:{m[3]}:{m[4]}" if m else v
 
 
 def row(mapping: Any, keys: Sequence[str]) -> dict[str, Any]:

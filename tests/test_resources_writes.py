@@ -576,6 +576,51 @@ def test_written_values_are_served_in_the_section_1_formats(create, get, mx1001)
     assert get(f"/shippings/{shipping['shippingId']}").json == shipping
 
 
+def test_a_time_column_holds_durations_as_mysql_does(client, admin, create, get, mx1001):
+    """TIME is a time of day or a signed duration up to 838:59:59, served as stored."""
+    name = unique("time")
+    shipping = create(
+        "/shippings",
+        "shippingId",
+        {
+            "proposalId": mx1001["proposalId"],
+            "shippingName": name,
+            "readyByTime": "-1:30",
+            "closeTime": "100:00:00",
+            "deliveryAgent_callinTime": "26:15:00",
+            "deliveryAgent_readyByTime": "838:59:59",
+        },
+    )
+    served = {
+        "readyByTime": "-01:30:00",
+        "closeTime": "100:00:00",
+        "deliveryAgent_callinTime": "26:15:00",
+        "deliveryAgent_readyByTime": "838:59:59",
+    }
+    item = f"/shippings/{shipping['shippingId']}"
+    assert {k: shipping[k] for k in served} == served
+    assert {k: get(item).json[k] for k in served} == served
+    for column, value in served.items():
+        (listed,) = rows(get, "/shippings", shippingName=name, **{column: value})
+        assert listed[column] == value
+    # What is read can be written back unchanged.
+    body = {k: v for k, v in get(item).json.items() if k not in ("shippingId", "proposalId")}
+    body = {k: v for k, v in body.items() if v is not None and not k.endswith("Date")}
+    r = client.simulate_patch(url(item), json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    assert {k: get(item).json[k] for k in served} == served
+
+
+@pytest.mark.parametrize("value", ["839:00:00", "-839:00:00", "10:60", "10:30:60", "1:2:3"])
+def test_a_time_the_column_cannot_hold_is_a_422(client, admin, get, mx1001, value):
+    name = unique("time")
+    body = {"proposalId": mx1001["proposalId"], "shippingName": name, "closeTime": value}
+    r = client.simulate_post(url("/shippings"), json=body, headers=admin)
+    assert r.status_code == 422, r.text
+    assert paths(r) == ["$.closeTime"]
+    assert total(get, "/shippings", shippingName=name) == 0
+
+
 @pytest.mark.parametrize(
     "mass", [1.5e-12, 1.2345678901234567e-05, 12345.678901234567, 6.02214076e23]
 )

@@ -44,7 +44,8 @@ def default_schemas_dir() -> Path:
 
 _DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_TIME = re.compile(r"^(-?)(\d{1,3}):(\d{2})(?::(\d{2}))?$")
+TIME_MAX_SECONDS = 838 * 3600 + 59 * 60 + 59  # MySQL TIME: -838:59:59 .. 838:59:59
 
 
 def parse_datetime(text: str) -> dt.datetime:
@@ -62,12 +63,17 @@ def parse_date(text: str) -> dt.date:
     return dt.date(*(int(x) for x in m.groups()))
 
 
-def parse_time(text: str) -> dt.time:
+def parse_time(text: str) -> str:
+    """A TIME value (a time of day, or a signed duration) as `[-]HH:MM:SS` text."""
     m = _TIME.match(text)
     if not m:
-        raise ValueError("expected HH:MM[:SS]")
-    h, mi, s = (int(x) if x else 0 for x in m.groups())
-    return dt.time(h, mi, s)
+        raise ValueError("expected [-]HH:MM[:SS]")
+    sign, (h, mi, s) = m[1], (int(x) if x else 0 for x in m.groups()[1:])
+    if mi > 59 or s > 59:
+        raise ValueError("minutes and seconds must be below 60")
+    if h * 3600 + mi * 60 + s > TIME_MAX_SECONDS:
+        raise ValueError("a TIME holds at most 838:59:59 (either sign)")
+    return f"{sign}{h:02d}:{mi:02d}:{s:02d}"
 
 
 def _checked_datetime(lo: int, hi: int) -> Callable[[Any], Any]:

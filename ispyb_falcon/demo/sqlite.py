@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from ispyb_falcon.db import Duration
 from ispyb_falcon.demo.generator import fill
 
 _ENUM_VALUE = re.compile(r"'((?:[^']|'')*)'")
@@ -32,7 +33,7 @@ _TEMPORAL: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
     "datetime": sa.DateTime,
     "timestamp": sa.DateTime,
     "date": sa.Date,
-    "time": sa.Time,
+    "time": Duration,  # text: a TIME may be negative or past 24 hours
 }
 
 
