@@ -776,6 +776,47 @@ def test_the_proposal_filter_on_anothers_proposal_finds_nothing(client, auth, pa
     assert listing(client, h, path, proposal="mx1001").json["total"] > 0
 
 
+@pytest.mark.parametrize("path", ("/persons", "/laboratories", "/samples", "/sessions"))
+@pytest.mark.parametrize(
+    ("who", "hidden", "own"),
+    [("staff_dan", "in2002", "cm2001"), ("member_ben", "mx1002", "mx1001")],
+)
+def test_a_scope_the_caller_cannot_see_finds_nothing_by_any_path(
+    client, auth, demo, path, who, hidden, own
+):
+    """Rows visible by one path (pi_eve, PI of cm2001 that staff_dan sees) are not found
+    below a proposal the caller may not see (her in2002): it looks like no proposal."""
+    h = auth(who)
+    for value in (hidden, str(demo.proposal_id[hidden]), "zz9999"):
+        r = listing(client, h, path, proposal=value)
+        assert (r.json["total"], r.json["results"]) == (0, []), (path, value)
+    if path != "/sessions" or who != "member_ben":
+        assert listing(client, h, path, proposal=own).json["total"] > 0
+
+
+def test_the_session_filter_on_an_invisible_visit_hides_its_members(client, auth, demo):
+    """member_ben, whom pi_anna sees, joins pi_eve's visit cm2001-1: anna still finds no one there."""
+    ben = demo.person_id["member_ben"]
+    r = client.simulate_post(
+        f"{PREFIX}/sessions/cm2001-1/persons",
+        headers=demo.admin,
+        json={"personId": ben, "role": "Team Member"},
+    )
+    assert r.status_code == 201, r.text
+    try:
+        h = auth("pi_anna")
+        assert listing(client, h, "/persons", login="member_ben").json["total"] == 1
+        for value in ("cm2001-1", str(demo.session_id["cm2001-1"])):
+            r = listing(client, h, "/persons", session=value)
+            assert (r.json["total"], r.json["results"]) == (0, []), value
+        assert listing(client, auth("pi_eve"), "/persons", session="cm2001-1").json["total"] >= 1
+    finally:
+        gone = client.simulate_delete(
+            f"{PREFIX}/sessions/cm2001-1/persons/{ben}", headers=demo.admin
+        )
+        assert gone.status_code == 204
+
+
 def test_the_session_filter_on_anothers_visit_finds_nothing(client, auth, demo):
     h = auth("pi_anna")
     for path in ("/datacollections", "/datacollectiongroups", "/images", "/energyscans"):

@@ -17,8 +17,11 @@ Proposal table, `SESSION` for BLSession, `REFERENCE` for reference data. A
 SQLAlchemy expression of nested `IN (SELECT ...)` subqueries, so every list,
 count, item, export and foreign-key check carries the same rule, in SQL. The
 caller's memberships are correlated `EXISTS` tests on the session or proposal
-row, and `AllOf` meets its roots at the top of a single-path hang: one chain of
-subqueries instead of one per root, which MariaDB plans with fewer temporary
+row, and `AllOf` meets its roots at the top of every path: a row is in a `?proposal=`
+scope only if it hangs, by one path, from a proposal that is both the one named
+and one the caller may see (naming a proposal the caller may not see reaches
+nothing, whichever other path makes the row visible). One chain of subqueries
+per path, not one per root, which MariaDB also plans with fewer temporary
 tables.
 """
 
@@ -257,9 +260,6 @@ class Resolver:
         """None means every row; raises NotApplicable when the root cannot reach the table."""
         if root.unrestricted:
             return None
-        if isinstance(root, AllOf) and not self.single_path(name):
-            # Each root on its own: a row may be visible by one path and in scope by another.
-            return _all([self.predicate(name, r, table) for r in root.roots])
         t = self.tables[name] if table is None else table
         hang = self.hangs[name]
         if hang == REFERENCE:
@@ -287,10 +287,3 @@ class Resolver:
         if not ors:
             raise NotApplicable
         return ors[0] if len(ors) == 1 else sa.or_(*ors)
-
-    def single_path(self, name: str) -> bool:
-        """Whether the table reaches its root by one chain of links (no alternatives)."""
-        hang = self.hangs[name]
-        if isinstance(hang, str):
-            return True
-        return len(hang) == 1 and isinstance(hang[0], Via) and self.single_path(hang[0].table)
