@@ -112,10 +112,10 @@ def enabled_routes(settings: Settings) -> tuple[list[Route], list[Route]]:
 
 
 def needed_tables(routes: list[Route], every: list[Route]) -> list[str]:
-    """The enabled tables, the core ones, and every table their hangs pass through."""
+    """The served tables, the core ones, and every table their hangs pass through."""
     hangs = {r.table: r.hangs for r in every}
     needed: set[str] = set()
-    todo = [*CORE_TABLES, *(r.table for r in routes)]
+    todo = [*CORE_TABLES, *(r.table for r in routes if r.path)]
     while todo:
         name = todo.pop()
         if name in needed:
@@ -125,6 +125,29 @@ def needed_tables(routes: list[Route], every: list[Route]) -> list[str]:
         if isinstance(hang, tuple):
             todo += [v.table for v in hang if isinstance(v, Via)]
     return sorted(needed)
+
+
+def foreign_key_targets(
+    every: list[Route], needed: list[str], present: frozenset[str]
+) -> list[str]:
+    """Hang-only declarations no route needs (lookup tables, a sample's sub-samples) that
+    the database has: reflected so that a foreign key naming them follows their hang.
+    One whose hang passes a table not reflected is left out (then only rows that rows
+    the caller can see already name may be named)."""
+    hangs = {r.table: r.hangs for r in every}
+    have = set(needed)
+    todo = [r.table for r in every if not r.path and r.table in present and r.table not in have]
+    while True:
+        ready = [
+            t
+            for t in todo
+            if not isinstance(hangs[t], tuple)
+            or all(v.table in have for v in hangs[t] if isinstance(v, Via))
+        ]
+        if not ready:
+            return sorted(have - set(needed))
+        have.update(ready)
+        todo = [t for t in todo if t not in have]
 
 
 def create_app(
@@ -157,7 +180,8 @@ def create_app(
             if settings[("database", "schema_check")] != "off"
             else []
         )
-        tables = db.reflect(engine, [n for n in names if n in present]).tables
+        targets = foreign_key_targets(every, names, present)
+        tables = db.reflect(engine, [n for n in names if n in present] + targets).tables
     except sa.exc.SQLAlchemyError as exc:
         raise StartupError(
             f"cannot read the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"

@@ -29,7 +29,8 @@ def existing_keys(engine: sa.Engine, catalog: Catalog) -> dict[str, list[int]]:
     """Key column name (`proposalId`) -> the newest keys of its table in this database."""
     found: dict[str, list[int]] = {}
     with engine.connect() as conn:
-        for name in sorted({r.table for routes in MODULES.values() for r in routes}):
+        declared = {r.table for routes in MODULES.values() for r in routes}
+        for name in sorted(declared & catalog.tables.keys()):  # lookups have no schema
             key = catalog[name].primary_key
             if len(key) != 1:
                 continue

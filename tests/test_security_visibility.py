@@ -33,6 +33,7 @@ from ispyb_falcon.app import create_app, make_tokens
 from .conftest import PREFIX
 
 PROPOSALS = ("mx1001", "mx1002", "cm2001", "in2002")
+MISSING = 987654321  # an id no table holds
 VISITS = {
     "mx1001-1": "i03",
     "mx1001-2": "i04",
@@ -869,6 +870,79 @@ def test_a_foreign_key_to_an_invisible_person_or_session_is_the_same_422_as_none
     assert r.status_code == none.status_code == 422, r.text
     assert [e["path"] for e in r.json["errors"]] == ["$.firstExperimentId"]
     assert same_message(r.json, none.json, theirs, NOWHERE)
+
+
+@pytest.fixture()
+def unserved(engine):
+    """add(table, **values) -> key: rows of tables no route serves, deleted afterwards."""
+    if not {"BLSubSample", "DiffractionPlan"} <= set(sa.inspect(engine).get_table_names()):
+        pytest.skip("needs the official schema's BLSubSample and DiffractionPlan (MariaDB)")
+    made: list[tuple[sa.Table, int]] = []
+
+    def add(name: str, **values) -> int:
+        with engine.begin() as conn:
+            table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+            key = conn.execute(table.insert().values(**values)).inserted_primary_key[0]
+        made.append((table, key))
+        return key
+
+    yield add
+    with engine.begin() as conn:
+        for table, key in reversed(made):
+            conn.execute(table.delete().where(table.primary_key.columns[0] == key))
+
+
+def test_a_foreign_key_into_an_unserved_table_names_only_what_the_caller_sees(
+    client, auth, demo, unserved
+):
+    """Sub-samples hang from samples; diffraction plans hang from nothing, so a user may
+    name only plans that rows they see already name. Another's is the same 422 as none."""
+    h = auth("pi_anna")
+    mine, other = (s["blSampleId"] for s in demo.list("/samples", proposal="mx1001")["results"][:2])
+    theirs = demo.key("/samples", "cm2001")
+    my_sub = unserved("BLSubSample", blSampleId=mine)
+    their_sub = unserved("BLSubSample", blSampleId=theirs)
+    my_plan = unserved("DiffractionPlan", comments="test plan")
+    their_plan = unserved("DiffractionPlan", comments="test plan")
+
+    def patch(sample: int, body: dict, headers=h) -> falcon.testing.Result:
+        return client.simulate_patch(f"{PREFIX}/samples/{sample}", headers=headers, json=body)
+
+    try:
+        assert patch(mine, {"diffractionPlanId": my_plan}, demo.admin).status_code == 200
+        assert patch(theirs, {"diffractionPlanId": their_plan}, demo.admin).status_code == 200
+        for column, key in (("blSubSampleId", their_sub), ("diffractionPlanId", their_plan)):
+            refused = patch(other, {column: key})
+            missing = patch(other, {column: MISSING})
+            assert refused.status_code == missing.status_code == 422, refused.text
+            assert refused.text.replace(str(key), "N") == missing.text.replace(str(MISSING), "N")
+        assert demo.get(f"/samples/{other}")["blSubSampleId"] is None
+        for column, key in (("blSubSampleId", my_sub), ("diffractionPlanId", my_plan)):
+            r = patch(other, {column: key})
+            assert r.status_code == 200, r.text
+            assert r.json[column] == key
+        # Admin sees every row: any existing plan may be named.
+        assert patch(other, {"diffractionPlanId": their_plan}, demo.admin).status_code == 200
+    finally:
+        for sample in (mine, other, theirs):
+            reset = {"blSubSampleId": None, "diffractionPlanId": None}
+            assert patch(sample, reset, demo.admin).status_code == 200
+
+
+def test_a_lookup_table_no_route_serves_is_named_by_anyone(client, auth, demo, engine):
+    if "ContainerType" not in sa.inspect(engine).get_table_names():
+        pytest.skip("needs the official schema's ContainerType (MariaDB)")
+    with engine.connect() as conn:
+        kind = conn.execute(sa.text("SELECT MIN(containerTypeId) FROM ContainerType")).scalar()
+    assert kind is not None
+    container = demo.key("/containers", "mx1001")
+    r = client.simulate_patch(
+        f"{PREFIX}/containers/{container}", headers=auth("pi_anna"), json={"containerTypeId": kind}
+    )
+    assert r.status_code == 200, r.text
+    client.simulate_patch(
+        f"{PREFIX}/containers/{container}", headers=demo.admin, json={"containerTypeId": None}
+    )
 
 
 def test_moving_a_row_into_anothers_proposal_is_refused(client, auth, demo):

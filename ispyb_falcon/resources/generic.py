@@ -309,10 +309,15 @@ class Resource:
                 else self.b.read_root(p)
             )
             pred = self.b.resolver.predicate(ref, root)
-        elif ref in self.b.present:
+        elif ref not in self.b.present:
+            return set()
+        elif p.sees_all or p.roles & SERVICE_ROLES & self.route.writers:
             table, pred = sa.table(ref, sa.column(ref_col)), None
         else:
-            return set()
+            # A table that hangs from nothing (a diffraction plan, a motor position): a user
+            # may name only rows that rows they can see already name, never another's.
+            table, pred = self.table, sa.and_(*self.visible(p))
+            ref_col = column
         stmt = sa.select(table.c[ref_col]).where(table.c[ref_col].in_(sorted(wanted)))
         if pred is not None:
             stmt = stmt.where(pred)

@@ -24,4 +24,20 @@ ROUTES = routes(
         Detector models, sizes and limits.""",
         search=("detectorModel", "detectorManufacturer", "localName"),
     ),
+    # Lookup tables no route serves: any signed-in caller may name their rows in a
+    # foreign key (a container's type, a protein's component type...).
+    *(
+        Route(table, None, REFERENCE)
+        for table in (
+            "BeamCalendar",
+            "ComponentType",
+            "ConcentrationType",
+            "ContainerRegistry",
+            "ContainerType",
+            "ExperimentType",
+            "Imager",
+            "ProcessingPipeline",
+            "Schedule",
+        )
+    ),
 )

@@ -9,6 +9,11 @@ USERS = writers("user")
 
 ROUTES = routes(
     "shipping",
+    # Not served, but rows of a proposal: a foreign key may name only those the caller sees.
+    Route("BLSubSample", None, (Via("blSampleId", "BLSample"),)),
+    Route("DewarRegistry", None, (Via("proposalId", "Proposal"),)),
+    Route("Screen", None, (Via("proposalId", "Proposal"),)),
+    Route("ScreenComponentGroup", None, (Via("screenId", "Screen"),)),
     Route(
         "Shipping",
         "/shippings",
