@@ -50,6 +50,12 @@ def test_unique_member_attribute_gives_role(ldap_auth):
     assert ldap_auth.authenticate("carol", "carol-pw") == Identity("carol", ("manager",))
 
 
+@pytest.mark.parametrize("typed", ["Alice", "ALICE"])
+def test_the_login_is_spelled_as_the_directory_spells_it(ldap_auth, typed):
+    """The directory matches uid ignoring case; the API matches Person.login exactly."""
+    assert ldap_auth.authenticate(typed, "alice-pw") == Identity("alice", ("user",))
+
+
 def test_wrong_password(ldap_auth):
     assert ldap_auth.authenticate("alice", "bob-pw") is None
     assert ldap_auth.authenticate("bob", "BOB-PW") is None

@@ -297,6 +297,18 @@ def test_super_admin_permission_shows_in_whoami(client, auth):
     assert "super_admin" in r.json["permissions"]
 
 
+@pytest.mark.parametrize("login", ["PI_ANNA", "Pi_Anna", "pi_anna ", " pi_anna"])
+def test_a_login_is_its_person_only_when_it_is_the_very_same_text(client, tokens, login):
+    """MariaDB's collation matches these to pi_anna; an authenticator may know other people."""
+    token, _ = tokens.issue(login, ["user"])
+    r = client.simulate_get(f"{PREFIX}/auth/whoami", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    assert r.json["personId"] is None
+    assert listing(client, bearer(token), "/proposals").json["total"] == 0
+    anna, _ = tokens.issue("pi_anna", ["user"])
+    assert listing(client, bearer(anna), "/proposals").json["total"] == 2
+
+
 def test_user_in_nothing_sees_nothing(client, auth):
     h = auth("user_fred")
     for path in (

@@ -67,6 +67,10 @@ class LdapAuthenticator(Authenticator):
         self.user_dn_template = self.option("user_dn_template").strip()
         if self.user_dn_template.count("{login}") != 1:
             raise ValueError("option 'user_dn_template' must contain {login} exactly once")
+        # uid={login},ou=people,...: the directory spells the login in the uid attribute.
+        first, _, _ = self.user_dn_template.partition(",")
+        attribute, _, value = first.partition("=")
+        self.login_attribute = attribute.strip() if value.strip() == "{login}" else None
         self.group_base = self.options.get("group_base", "").strip() or None
         self.role_groups = self._parse_role_groups(self.options.get("role_groups", ""))
         self.default_role = self.options.get("default_role", "user").strip()
@@ -151,6 +155,8 @@ class LdapAuthenticator(Authenticator):
                     )
                 return None
             roles = self._roles(conn, dn)
+            if roles:
+                login = self._directory_login(conn, dn, login)
         finally:
             try:
                 conn.unbind()
@@ -206,6 +212,33 @@ class LdapAuthenticator(Authenticator):
         if not roles and self.default_role:
             roles.append(self.default_role)
         return tuple(roles)
+
+    def _directory_login(self, conn: Any, dn: str, login: str) -> str:
+        """The login as the directory spells it: `Alice` binds as uid=alice (the match
+        ignores case), and Person.login, matched exactly, is alice."""
+        if self.login_attribute is None:
+            return login
+        exc = self._ldap3.core.exceptions
+        try:
+            conn.search(
+                dn,
+                "(objectClass=*)",
+                search_scope=self._ldap3.BASE,
+                attributes=[self.login_attribute],
+                time_limit=max(1, math.ceil(self.timeout)),
+            )
+        except (exc.LDAPCommunicationError, exc.LDAPResponseTimeoutError, OSError) as e:
+            raise AuthenticatorUnavailable(
+                f"LDAP server {self.url} failed reading {dn}: {e}"
+            ) from e
+        for entry in conn.response or ():
+            if entry.get("type") != "searchResEntry":
+                continue
+            values = entry.get("attributes", {}).get(self.login_attribute) or ()
+            for value in [values] if isinstance(values, str) else values:
+                if isinstance(value, str) and value.casefold() == login.casefold():
+                    return value
+        return login
 
     def _search(self, conn: Any, base: str, scope: Any, search_filter: str) -> set[str]:
         """Normalized DNs of the matching entries; a refused search finds nothing."""

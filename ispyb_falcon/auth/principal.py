@@ -81,7 +81,7 @@ class PrincipalLoader:
             t["Permission"],
         )
         self._statement = (
-            sa.select(person.c.personId, perm.c.type)
+            sa.select(person.c.personId, perm.c.type, person.c.login)
             .select_from(
                 person.outerjoin(ugp, ugp.c.personId == person.c.personId)
                 .outerjoin(ugperm, ugperm.c.userGroupId == ugp.c.userGroupId)
@@ -101,6 +101,9 @@ class PrincipalLoader:
             return hit
         with self.engine.connect() as conn:
             rows = conn.execute(self._statement, {"login": login}).all()
+        # The very login: MariaDB's collations also match `PI_ANNA` and `pi_anna ` to
+        # pi_anna, which an authenticator may know as other accounts.
+        rows = [r for r in rows if r[2] == login]
         found = (now, rows[0][0] if rows else None, frozenset(r[1] for r in rows if r[1]))
         with self._lock:
             if len(self._cache) > 10000:
