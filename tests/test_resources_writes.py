@@ -451,6 +451,42 @@ def test_a_value_the_json_column_cannot_store_is_never_a_500(
         assert r.status_code in (201, 422), r.text
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("extra", '"\\ud800"'), ("comments", "half \\udc00 pair"), ("shippingName", "\\ud83e")],
+)
+def test_a_lone_surrogate_is_a_422_in_any_column(client, admin, get, mx1001, field, value):
+    """JSON can escape half a surrogate pair; no character set stores it (never a 500)."""
+    name = unique("surrogate")
+    fields = {"proposalId": mx1001["proposalId"], "shippingName": name, field: "x"}
+    raw = json.dumps(fields).replace('"x"', json.dumps(value).replace("\\\\", "\\"))
+    r = client.simulate_post(
+        url("/shippings"), body=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert paths(r) == [f"$.{field}"]
+    assert total(get, "/shippings", proposal="mx1001", shippingName=name) == 0
+
+
+def test_a_lone_surrogate_as_a_field_name_is_a_422(client, admin):
+    raw = '{"\\ud800": 1}'
+    r = client.simulate_post(
+        url("/proteins"), body=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("value", ["abcd", "", "00" * 17])
+def test_a_binary_column_takes_exactly_its_size(client, admin, get, mx1001, value):
+    """BINARY(16) would pad `abcd` with zero bytes: served changed, so a 422."""
+    name = unique("bin")
+    body = {"proposalId": mx1001["proposalId"], "name": name, "externalId": value}
+    r = client.simulate_post(url("/proteins"), json=body, headers=admin)
+    assert r.status_code == 422, r.text
+    assert paths(r) == ["$.externalId"]
+    assert total(get, "/proteins", proposal="mx1001", name=name) == 0
+
+
 # --- foreign keys ---------------------------------------------------------------------------------
 
 

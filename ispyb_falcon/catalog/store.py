@@ -98,7 +98,7 @@ def _charset(name: str | None) -> Callable[[Any], Any]:
         return value
 
     def utf8mb3(value: str) -> str:
-        for ch in value:
+        for ch in unicode_text(value):
             if ord(ch) > 0xFFFF:
                 raise ValueError(
                     f"character U+{ord(ch):04X} cannot be stored in this utf8mb3 column"
@@ -109,7 +109,18 @@ def _charset(name: str | None) -> Callable[[Any], Any]:
         return latin1
     if name in ("utf8", "utf8mb3"):
         return utf8mb3
-    return lambda value: value
+    return unicode_text
+
+
+def unicode_text(value: str) -> str:
+    """JSON may escape a lone surrogate (`"\\ud800"`): no character set can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"U+{ord(value[exc.start]):04X} is half of a surrogate pair, not a character"
+        ) from None
+    return value
 
 
 def _finite(value: float) -> float:
@@ -136,6 +147,18 @@ def _hex(value: str) -> bytes:
     return bytes.fromhex(value)
 
 
+def _fixed_hex(size: int) -> Callable[[str], bytes]:
+    """BINARY(n) pads a shorter value with zero bytes: it would be served changed."""
+
+    def convert(value: str) -> bytes:
+        data = bytes.fromhex(value)
+        if len(data) != size:
+            raise ValueError(f"a BINARY({size}) holds exactly {size} bytes ({2 * size} hex digits)")
+        return data
+
+    return convert
+
+
 def converter_for(column: dict) -> Callable[[Any], Any] | None:
     """The function that turns a JSON value into the column's value, or None (as is)."""
     info = column.get("x-ispyb", {})
@@ -149,6 +172,8 @@ def converter_for(column: dict) -> Callable[[Any], Any] | None:
         return parse_date
     if base == "time":
         return parse_time
+    if base == "binary" and (size := re.search(r"\((\d+)\)", sql)):
+        return _fixed_hex(int(size[1]))
     if base in ("binary", "varbinary"):
         return _hex
     if base in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint"):
