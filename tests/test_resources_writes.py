@@ -126,6 +126,14 @@ def paths(r) -> list[str]:
     return [e["path"] for e in r.json["errors"]]
 
 
+def refused(client, admin, get, path: str, body: dict, field: str, **find) -> None:
+    """POST `body` is a 422 naming `field`, and no row matching `find` was written."""
+    r = client.simulate_post(url(path), json=body, headers=admin)
+    assert r.status_code == 422, r.text
+    assert paths(r) == [f"$.{field}"]
+    assert total(get, path, **find) == 0
+
+
 # --- POST ---------------------------------------------------------------------------------------
 
 
@@ -481,10 +489,7 @@ def test_a_binary_column_takes_exactly_its_size(client, admin, get, mx1001, valu
     """BINARY(16) would pad `abcd` with zero bytes: served changed, so a 422."""
     name = unique("bin")
     body = {"proposalId": mx1001["proposalId"], "name": name, "externalId": value}
-    r = client.simulate_post(url("/proteins"), json=body, headers=admin)
-    assert r.status_code == 422, r.text
-    assert paths(r) == ["$.externalId"]
-    assert total(get, "/proteins", proposal="mx1001", name=name) == 0
+    refused(client, admin, get, "/proteins", body, "externalId", name=name)
 
 
 # --- foreign keys ---------------------------------------------------------------------------------
@@ -651,10 +656,7 @@ def test_a_time_column_holds_durations_as_mysql_does(client, admin, create, get,
 def test_a_time_the_column_cannot_hold_is_a_422(client, admin, get, mx1001, value):
     name = unique("time")
     body = {"proposalId": mx1001["proposalId"], "shippingName": name, "closeTime": value}
-    r = client.simulate_post(url("/shippings"), json=body, headers=admin)
-    assert r.status_code == 422, r.text
-    assert paths(r) == ["$.closeTime"]
-    assert total(get, "/shippings", shippingName=name) == 0
+    refused(client, admin, get, "/shippings", body, "closeTime", shippingName=name)
 
 
 @pytest.mark.parametrize(

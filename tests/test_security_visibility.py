@@ -19,10 +19,12 @@ The data set's shape: per proposal 1 lab contact, 1 shipping, 2 dewars,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 
 import falcon.testing
 import pytest
@@ -174,6 +176,25 @@ def acquisition_i03(tokens) -> dict[str, str]:
 def processing(tokens) -> dict[str, str]:
     token, _ = tokens.issue("svc-proc", ["processing"])
     return bearer(token)
+
+
+@contextlib.contextmanager
+def on_session(client, demo, visit: str, who: str) -> Iterator[None]:
+    """`who` is on the team of `visit` (added by admin1) for the length of the block."""
+    person = demo.person_id[who]
+    r = client.simulate_post(
+        f"{PREFIX}/sessions/{visit}/persons",
+        headers=demo.admin,
+        json={"personId": person, "role": "Team Member"},
+    )
+    assert r.status_code == 201, r.text
+    try:
+        yield
+    finally:
+        gone = client.simulate_delete(
+            f"{PREFIX}/sessions/{visit}/persons/{person}", headers=demo.admin
+        )
+        assert gone.status_code == 204
 
 
 def listing(client, headers, path: str, **params) -> falcon.testing.Result:
@@ -809,25 +830,13 @@ def test_a_scope_the_caller_cannot_see_finds_nothing_by_any_path(
 
 def test_the_session_filter_on_an_invisible_visit_hides_its_members(client, auth, demo):
     """member_ben, whom pi_anna sees, joins pi_eve's visit cm2001-1: anna still finds no one there."""
-    ben = demo.person_id["member_ben"]
-    r = client.simulate_post(
-        f"{PREFIX}/sessions/cm2001-1/persons",
-        headers=demo.admin,
-        json={"personId": ben, "role": "Team Member"},
-    )
-    assert r.status_code == 201, r.text
-    try:
+    with on_session(client, demo, "cm2001-1", "member_ben"):
         h = auth("pi_anna")
         assert listing(client, h, "/persons", login="member_ben").json["total"] == 1
         for value in ("cm2001-1", str(demo.session_id["cm2001-1"])):
             r = listing(client, h, "/persons", session=value)
             assert (r.json["total"], r.json["results"]) == (0, []), value
         assert listing(client, auth("pi_eve"), "/persons", session="cm2001-1").json["total"] >= 1
-    finally:
-        gone = client.simulate_delete(
-            f"{PREFIX}/sessions/cm2001-1/persons/{ben}", headers=demo.admin
-        )
-        assert gone.status_code == 204
 
 
 def test_the_session_filter_on_anothers_visit_finds_nothing(client, auth, demo):
@@ -1120,21 +1129,9 @@ def test_without_the_option_session_members_and_staff_keep_their_sessions(
 
 
 def test_without_the_option_a_member_added_to_a_session_sees_it(strict_client, auth, demo):
-    ben = demo.person_id["member_ben"]
-    r = strict_client.simulate_post(
-        f"{PREFIX}/sessions/mx1001-3/persons",
-        headers=demo.admin,
-        json={"personId": ben, "role": "Team Member"},
-    )
-    assert r.status_code == 201, r.text
-    try:
+    with on_session(strict_client, demo, "mx1001-3", "member_ben"):
         r = listing(strict_client, auth("member_ben"), "/sessions")
         assert visits(demo, r.json["results"]) == ["mx1001-3"]
-    finally:
-        gone = strict_client.simulate_delete(
-            f"{PREFIX}/sessions/mx1001-3/persons/{ben}", headers=demo.admin
-        )
-        assert gone.status_code == 204
     assert listing(strict_client, auth("member_ben"), "/sessions").json["total"] == 0
 
 
