@@ -426,8 +426,10 @@ def test_text_outside_latin1_is_a_422_on_patch(client, admin, get, create, mx100
     assert get(path).json == sample
 
 
-def test_latin1_text_round_trips_through_a_latin1_column(create, get, mx1001):
-    name = "café-" + uuid.uuid4().hex[:6]
+@pytest.mark.parametrize("text", ["café", "€ œ Ž “—”", "\x81\x8d\x8f\x90\x9d"])
+def test_latin1_text_round_trips_through_a_latin1_column(create, get, mx1001, text):
+    """Every character MariaDB's latin1 holds: Windows-1252 and its five C1 controls."""
+    name = f"{text}-{uuid.uuid4().hex[:6]}"
     sample = create("/samples", "blSampleId", {"crystalId": mx1001["crystalId"], "name": name})
     assert sample["name"] == name
     assert get(f"/samples/{sample['blSampleId']}").json["name"] == name

@@ -86,10 +86,15 @@ def _checked_datetime(lo: int, hi: int) -> Callable[[Any], Any]:
     return convert
 
 
+# MariaDB's latin1 is Windows-1252 plus the five bytes that code page leaves undefined,
+# which it maps to the C1 controls of the same number (checked as any storable character).
+_LATIN1_EXTRA = dict.fromkeys((0x81, 0x8D, 0x8F, 0x90, 0x9D), ord("?"))
+
+
 def _charset(name: str | None) -> Callable[[Any], Any]:
     def latin1(value: str) -> str:
         try:
-            value.encode("cp1252" if name == "latin1" else "latin-1")
+            value.translate(_LATIN1_EXTRA).encode("cp1252")
         except UnicodeEncodeError as exc:
             bad = value[exc.start]
             raise ValueError(
