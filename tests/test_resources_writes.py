@@ -683,6 +683,19 @@ def test_a_double_column_is_served_with_every_digit_it_holds(create, get, admin,
     assert float(exported["molecularMass"]) == mass
 
 
+def test_like_on_a_datetime_matches_the_text_it_is_served_as(create, get, mx1001):
+    name = unique("like")
+    body = {
+        "proposalId": mx1001["proposalId"],
+        "shippingName": name,
+        "creationDate": "2026-03-01 10:15",
+    }
+    create("/shippings", "shippingId", body)
+    for text in ("2026-03-01T10:15", "03-01T10", "2026-03-01 10:15"):
+        assert total(get, "/shippings", shippingName=name, **{"creationDate[like]": text}) == 1
+    assert total(get, "/shippings", shippingName=name, **{"creationDate[like]": "T11"}) == 0
+
+
 def test_binary_columns_are_served_as_lowercase_hex(create, get, mx1001):
     hexed = "00112233445566778899aabbccddeeff"
     protein = create(

@@ -78,9 +78,14 @@ def _datetime(text: str):
     return parse_datetime(text) if len(text) > 10 else parse_datetime(text + "T00:00")
 
 
+def base_type(table: TableSchema, column: str) -> str:
+    """`int(10) unsigned` -> `int`."""
+    return table.sql_type(column).lower().split("(")[0].split(" ")[0]
+
+
 def value_parser(table: TableSchema, column: str) -> Callable[[str], Any]:
     """How a query-string value becomes a value of this column."""
-    base = table.sql_type(column).lower().split("(")[0].split(" ")[0]
+    base = base_type(table, column)
     if base in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint"):
         return _int
     if base in ("float", "double", "decimal", "real"):
@@ -176,6 +181,8 @@ def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> C
             raise bad_request(f"{name} must be true or false, got {raw!r}", name)
         return Condition(column, op, raw == "true")
     if op.text:
+        if base_type(table, column) in ("datetime", "timestamp"):
+            raw = raw.replace("T", " ")  # served with a T, stored (and cast to text) with a space
         return Condition(column, op, raw)
     parse = value_parser(table, column)
     parts = raw.split(",") if op.many else [raw]
