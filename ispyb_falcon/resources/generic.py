@@ -316,8 +316,8 @@ class Resource:
         else:
             # A table that hangs from nothing (a diffraction plan, a motor position): a user
             # may name only rows that rows they can see already name, never another's.
-            table, pred = self.table, sa.and_(*self.visible(p))
-            ref_col = column
+            table, ref_col = self.table, column
+            pred = self.b.resolver.predicate(self.route.table, self.b.read_root(p))
         stmt = sa.select(table.c[ref_col]).where(table.c[ref_col].in_(sorted(wanted)))
         if pred is not None:
             stmt = stmt.where(pred)
