@@ -164,11 +164,16 @@ def _fixed_hex(size: int) -> Callable[[str], bytes]:
     return convert
 
 
+def base_type(sql_type: str) -> str:
+    """`int(10) unsigned` -> `int`."""
+    return sql_type.lower().split("(")[0].split(" ")[0]
+
+
 def converter_for(column: dict) -> Callable[[Any], Any] | None:
     """The function that turns a JSON value into the column's value, or None (as is)."""
     info = column.get("x-ispyb", {})
     sql = info.get("sqlType", "").lower()
-    base = sql.split("(")[0].split(" ")[0]
+    base = base_type(sql)
     if base == "datetime":
         return _checked_datetime(1000, 9999)
     if base == "timestamp":

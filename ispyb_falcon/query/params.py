@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalog.store import TableSchema, parse_date, parse_datetime, parse_time
+from ..catalog.store import TableSchema, base_type, parse_date, parse_datetime, parse_time
 from ..errors import bad_request
 from .operators import NEVER, OPERATORS, Operator
 
@@ -78,14 +78,9 @@ def _datetime(text: str):
     return parse_datetime(text) if len(text) > 10 else parse_datetime(text + "T00:00")
 
 
-def base_type(table: TableSchema, column: str) -> str:
-    """`int(10) unsigned` -> `int`."""
-    return table.sql_type(column).lower().split("(")[0].split(" ")[0]
-
-
 def value_parser(table: TableSchema, column: str) -> Callable[[str], Any]:
     """How a query-string value becomes a value of this column."""
-    base = base_type(table, column)
+    base = base_type(table.sql_type(column))
     if base in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint"):
         return _int
     if base in ("float", "double", "decimal", "real"):
@@ -181,7 +176,7 @@ def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> C
             raise bad_request(f"{name} must be true or false, got {raw!r}", name)
         return Condition(column, op, raw == "true")
     if op.text:
-        if base_type(table, column) in ("datetime", "timestamp"):
+        if base_type(table.sql_type(column)) in ("datetime", "timestamp"):
             raw = raw.replace("T", " ")  # served with a T, stored (and cast to text) with a space
         return Condition(column, op, raw)
     parse = value_parser(table, column)
