@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 import falcon
@@ -19,7 +20,7 @@ from .catalog.drift import check_drift
 from .catalog.store import Catalog
 from .config import ConfigError, Settings, production_problems
 from .middleware import Authentication, Authorization, Cors, RequestLog
-from .query.visibility import Resolver, Via
+from .query.visibility import Hang, Resolver, Via
 from .resources import MODULES
 from .resources.auth import Login, WhoAmI
 from .resources.declare import Route
@@ -111,9 +112,8 @@ def enabled_routes(settings: Settings) -> tuple[list[Route], list[Route]]:
     return every, [r for m in wanted for r in MODULES[m]]
 
 
-def needed_tables(routes: list[Route], every: list[Route]) -> list[str]:
+def needed_tables(routes: list[Route], hangs: Mapping[str, Hang]) -> list[str]:
     """The served tables, the core ones, and every table their hangs pass through."""
-    hangs = {r.table: r.hangs for r in every}
     needed: set[str] = set()
     todo = [*CORE_TABLES, *(r.table for r in routes if r.path)]
     while todo:
@@ -128,13 +128,12 @@ def needed_tables(routes: list[Route], every: list[Route]) -> list[str]:
 
 
 def foreign_key_targets(
-    every: list[Route], needed: list[str], present: frozenset[str]
+    every: list[Route], hangs: Mapping[str, Hang], needed: list[str], present: frozenset[str]
 ) -> list[str]:
     """Hang-only declarations no route needs (lookup tables, a sample's sub-samples) that
     the database has: reflected so that a foreign key naming them follows their hang.
     One whose hang passes a table not reflected is left out (then only rows that rows
     the caller can see already name may be named)."""
-    hangs = {r.table: r.hangs for r in every}
     have = set(needed)
     todo = [r.table for r in every if not r.path and r.table in present and r.table not in have]
     while True:
@@ -166,7 +165,8 @@ def create_app(
         )
     except (OSError, ValueError) as exc:
         raise StartupError(f"cannot load the JSON Schemas: {exc}") from None
-    names = needed_tables(routes, every)
+    hangs = {r.table: r.hangs for r in every}  # every declaration: hangs cross modules
+    names = needed_tables(routes, hangs)
     missing = [n for n in names if n not in catalog]
     if missing:
         raise StartupError(
@@ -180,7 +180,7 @@ def create_app(
             if settings[("database", "schema_check")] != "off"
             else []
         )
-        targets = foreign_key_targets(every, names, present)
+        targets = foreign_key_targets(every, hangs, names, present)
         tables = db.reflect(engine, [n for n in names if n in present] + targets).tables
     except sa.exc.SQLAlchemyError as exc:
         raise StartupError(
@@ -198,7 +198,7 @@ def create_app(
     if absent:
         raise StartupError(f"table(s) missing from the database: {', '.join(absent)}")
 
-    resolver = Resolver(tables, {r.table: r.hangs for r in every})
+    resolver = Resolver(tables, hangs)
     backend = Backend(
         engine=engine,
         tables=tables,
