@@ -55,6 +55,11 @@ class Principal:
         }
 
 
+def principal(req) -> Principal:
+    """Who sent this request (the authentication middleware put it there)."""
+    return req.context.principal
+
+
 class PrincipalLoader:
     """One statement per login (cached briefly): person id and permission types."""
 

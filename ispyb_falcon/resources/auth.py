@@ -11,11 +11,12 @@ import falcon
 
 from .. import serialize
 from ..auth.authenticators import Authenticator, AuthenticatorUnavailable, Identity
-from ..auth.principal import PrincipalLoader
+from ..auth.principal import PrincipalLoader, principal
 from ..auth.ratelimit import LoginLimiter
 from ..auth.tokens import TokenService
 from ..errors import ApiError, bad_request, unauthorized, unavailable, unprocessable
-from .generic import ANY, principal, read_json
+from .generic import ANY
+from .writes import read_json
 
 log = logging.getLogger("ispyb_falcon.auth")
 BAD_CREDENTIALS = "Unknown login or wrong password."

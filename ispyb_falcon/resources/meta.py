@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from .. import __version__, serialize
 from ..catalog.store import Catalog
 from ..errors import RETRY_AFTER_SECONDS, not_found
-from .generic import matches
+from .conditional import matches
 
 
 class Health:

@@ -1,0 +1,165 @@
+"""The read path of every declared route: a filtered page, an export, one row.
+
+A list request flows one way: parse the query string (`query.params`), get the
+plan for its shape (`query.statements`), run it, serialize the rows.
+"""
+
+from __future__ import annotations
+
+import falcon
+import sqlalchemy as sa
+
+from .. import serialize
+from ..auth.principal import Principal, principal
+from ..errors import bad_request, not_found
+from ..query import statements
+from ..query.params import ListQuery, parse_list_query
+from ..query.visibility import AllOf, Root
+from . import ids
+from .conditional import etag_of_text, matches
+from .ids import SCOPES
+
+EXPORTS = {"text/csv": serialize.csv_stream, "application/x-ndjson": serialize.ndjson_stream}
+
+
+class ListReads:
+    """`GET` a filtered page of the collection, or stream every matching row."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
+        p = principal(req)
+        export = next((kind for kind in EXPORTS if kind in (req.accept or "")), None)
+        paged = export is None or "limit" in req.params or "skip" in req.params
+        q = parse_list_query(
+            req.params,
+            self.schema,
+            default_limit=self.b.default_limit,
+            max_limit=self.b.max_limit,
+            scopes=self.scopes,
+            paged=paged,
+        )
+        if q.search is not None and not self.route.search:
+            raise bad_request(f"{self.route.path} has no text columns to search", "search")
+        cols = q.fields or self.columns
+        root = self.b.read_root(p)
+        scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
+        shape = (q.shape, root.shape, tuple((n, parsed[0]) for n, parsed in scopes.items()))
+        plan = self.plans.get(shape, lambda: (cols, self.where(q, root, scopes), q))
+        with self.b.engine.connect() as conn:
+            values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
+            if export:
+                return self.export(req, resp, plan.page, values, cols, export)
+            rows = plan.rows(conn, values)
+            total = plan.total(conn, values)
+        req.context.rows = len(rows)
+        text = serialize.dumps(
+            {
+                "total": total,
+                "skip": q.skip,
+                "limit": q.limit,
+                "results": [dict(zip(cols, r, strict=True)) for r in rows],
+            }
+        )
+        resp.etag = tag = etag_of_text(text)
+        if matches(req.if_none_match, tag):
+            resp.status = falcon.HTTP_304
+            return
+        resp.text = text
+
+    def parse_scope(self, name: str, text: str):
+        parsed = SCOPES[name][0](text)
+        if parsed is None:
+            raise bad_request(f"{name}: {text!r} is not a {name} id or name", name)
+        return parsed
+
+    def where(self, q: ListQuery, root: Root, scopes: dict) -> list[sa.ColumnElement]:
+        """The list's predicates for this shape, every value a named bind parameter."""
+        if scopes:  # what the caller may see and below the ?proposal= / ?session= given
+            scoped = [self.scope_root(name, parsed) for name, parsed in scopes.items()]
+            root = AllOf((root, *scoped))
+        where = self.visible(None, root)
+        for i, c in enumerate(q.conditions):
+            op = c.operator
+            bind = (
+                c.value
+                if op.boolean
+                else sa.bindparam(f"f{i}", c.bound(), expanding=c.shape[2] is True and op.many)
+            )
+            where.append(op.build(self.table.c[c.column], bind))
+        if self.route.nested:
+            where.append(self.table.c[self.route.nested.column] == sa.bindparam("parent"))
+        if q.search is not None:
+            where.append(statements.search(self.table, self.route.search, sa.bindparam("search")))
+        return where
+
+    def values(
+        self, conn, p: Principal, q: ListQuery, root: Root, scopes: dict, path: dict
+    ) -> dict:
+        """This request's values for the plan's bind parameters."""
+        values = dict(root.params())
+        values.update(
+            (f"f{i}", c.bound()) for i, c in enumerate(q.conditions) if not c.operator.boolean
+        )
+        if self.route.nested:
+            values["parent"] = self.parent_key(conn, p, path["id"])
+        for name, parsed in scopes.items():
+            values.update(ids.params(parsed, f"scope_{name}"))
+        if q.search is not None:
+            values["search"] = statements.search_pattern(q.search)
+        if q.limit is not None:
+            values.update(limit=q.limit, offset=q.skip)
+        return values
+
+    def export(self, req, resp, stmt, values, cols, kind) -> None:
+        """Stream every row from a server-side cursor: constant memory, any size.
+
+        The first chunk is produced here, inside the responder, so a failure at the
+        start is still a JSON error rather than a cut-off 200.
+        """
+        conn = self.b.engine.connect()
+        try:
+            result = (
+                conn.execution_options(stream_results=True, max_row_buffer=1000)
+                .execute(stmt, values)
+                .mappings()
+            )
+            chunks = EXPORTS[kind](result, cols)
+            first = next(chunks, b"")
+        except Exception:
+            conn.close()
+            raise
+
+        def stream():
+            try:
+                yield first
+                yield from chunks
+            finally:
+                result.close()
+                conn.close()
+
+        resp.content_type = kind + ("; charset=utf-8" if kind == "text/csv" else "")
+        resp.stream = stream()
+
+
+class ItemReads:
+    """`GET` one row the caller may see (else 404)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
+        p = principal(req)
+        for name in req.params:
+            if name != "fields":
+                raise bad_request(f"unknown query parameter {name!r}", name)
+        with self.b.engine.connect() as conn:
+            row = self.fetch(conn, self.row_where(conn, p, path), p)
+        if row is None:
+            raise not_found()
+        text = serialize.dumps(row)
+        resp.etag = tag = etag_of_text(text)  # of the whole row, as If-Match compares
+        if matches(req.if_none_match, tag):
+            resp.status = falcon.HTTP_304
+            return
+        if "fields" in req.params:
+            q = parse_list_query(
+                {"fields": req.params["fields"]}, self.schema, default_limit=1, max_limit=1
+            )
+            text = serialize.dumps({k: row[k] for k in q.fields})
+        resp.text = text

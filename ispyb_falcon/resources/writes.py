@@ -1,0 +1,309 @@
+"""The write path of every declared route: bodies checked, one transaction, read back.
+
+`Creates` (POST on a collection) and `Changes` (PATCH, PUT, DELETE on an item)
+validate bodies with the table's compiled schema, check foreign keys against
+what the caller may see, keep the row inside what the caller may write to,
+and turn what the database refuses into a 409 or a 422.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import falcon
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from .. import db, serialize
+from ..auth.principal import SERVICE_ROLES, Principal, principal
+from ..errors import (
+    ApiError,
+    bad_request,
+    conflict,
+    forbidden,
+    is_connection_error,
+    not_found,
+    unprocessable,
+)
+from ..query import statements
+from .conditional import etag_of, etag_of_text, matches
+
+MAX_BULK = 1000
+
+
+def read_json(req: falcon.Request, limit: int) -> Any:
+    """The body as JSON: 415 if it is not JSON, 413 if too large, 400 if malformed."""
+    ctype = (req.content_type or "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise ApiError(falcon.HTTP_415, "The request body must be application/json.")
+    if req.content_length is not None and req.content_length > limit:
+        raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
+    try:
+        # NaN/Infinity (and 1e999) become floats here and a 422 with their path at validation.
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}") from None
+
+
+@contextlib.contextmanager
+def database_refusals() -> Iterator[None]:
+    """Around a write: what the database refuses becomes a 409 or a 422, never a 500."""
+    try:
+        yield
+    except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+        raise integrity_error(exc) from None
+    except sa_exc.OperationalError as exc:
+        if is_connection_error(exc) or _code(exc) not in REFUSALS:
+            raise
+        raise integrity_error(exc) from None
+
+
+# MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
+# (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
+REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
+
+
+def _code(exc: sa_exc.DBAPIError) -> int | None:
+    orig = getattr(exc, "orig", None)
+    return (
+        orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    )
+
+
+def integrity_error(exc: sa_exc.DBAPIError) -> ApiError:
+    """What the database refused, said in the API's terms (never a 500)."""
+    orig = getattr(exc, "orig", None)
+    code = _code(exc)
+    text = str(orig) if orig is not None else str(exc)
+    if code == 1062 or "UNIQUE constraint failed" in text:
+        return conflict("A row with the same unique key already exists.", detail=_short(text))
+    if code in (1451,) or ("FOREIGN KEY" in text and "delete" in text.lower()):
+        return conflict("Other rows refer to this row.", detail=_short(text))
+    return unprocessable(
+        "The database refused the values.", [{"path": "$", "message": _short(text)}]
+    )
+
+
+def _short(text: str) -> str:
+    return text.split("\n")[0][:300]
+
+
+class Writes:
+    """What creating and changing share: the body, its foreign keys, the write scope."""
+
+    def check_body(self, body: Any, path_values: dict, *, partial: bool, where: str = "$"):
+        """Validate + convert one object; the path's own keys may not be changed by it."""
+        errors = []
+        if isinstance(body, dict):
+            for column, value in path_values.items():
+                if column in body and body[column] != value:
+                    errors.append(
+                        {"path": f"{where}.{column}", "message": "is set by the URL path"}
+                    )
+            body = (
+                {**body, **path_values}
+                if not partial
+                else {k: v for k, v in body.items() if k not in path_values}
+            )
+        values, more = self.schema.check(body, partial=partial, path=where)
+        return values, errors + more
+
+    def check_foreign_keys(
+        self, conn: sa.Connection, p: Principal, rows: list[tuple[str, dict]]
+    ) -> list[dict]:
+        """A key naming a row that does not exist or that the caller may not see is a 422."""
+        errors = []
+        for fk in self.schema.foreign_keys:
+            if len(fk["columns"]) != 1:
+                continue
+            column, ref, ref_col = (
+                fk["columns"][0],
+                fk["references"]["table"],
+                fk["references"]["columns"][0],
+            )
+            wanted = {values[column] for _, values in rows if values.get(column) is not None}
+            if not wanted:
+                continue
+            found = self._existing(conn, p, column, ref, ref_col, wanted)
+            for where, values in rows:
+                if values.get(column) is not None and values[column] not in found:
+                    errors.append(
+                        {
+                            "path": f"{where}.{column}",
+                            "message": f"no {ref} with {ref_col} = {values[column]!r} that you may use",
+                        }
+                    )
+        return errors
+
+    def _existing(self, conn, p, column, ref, ref_col, wanted) -> set:
+        if ref in self.b.tables and ref in self.b.resolver.hangs:
+            table = self.b.tables[ref]
+            root = (
+                self.b.write_root(p, self.route)
+                if column in self.hang_columns
+                else self.b.read_root(p)
+            )
+            pred = self.b.resolver.predicate(ref, root)
+        elif ref not in self.b.present:
+            return set()
+        elif p.sees_all or p.roles & SERVICE_ROLES & self.route.writers:
+            table, pred = sa.table(ref, sa.column(ref_col)), None
+        else:
+            # A table that hangs from nothing (a diffraction plan, a motor position): a user
+            # may name only rows that rows they can see already name, never another's.
+            table, ref_col = self.table, column
+            pred = self.b.resolver.predicate(self.route.table, self.b.read_root(p))
+        stmt = sa.select(table.c[ref_col]).where(table.c[ref_col].in_(sorted(wanted)))
+        if pred is not None:
+            stmt = stmt.where(pred)
+        return {r[0] for r in conn.execute(stmt)}
+
+    def in_write_scope(self, conn: sa.Connection, p: Principal, where: list) -> bool:
+        pred = self.b.resolver.predicate(self.route.table, self.b.write_root(p, self.route))
+        stmt = sa.select(sa.literal(1)).select_from(self.table).where(*where)
+        if pred is not None:
+            stmt = stmt.where(pred)
+        return conn.execute(stmt).first() is not None
+
+    def scope_hint(self) -> str:
+        if self.hang_columns:
+            return "set a parent you may write to: " + ", ".join(sorted(self.hang_columns))
+        return "this row would be outside the proposals and sessions you may write to"
+
+
+class Creates(Writes):
+    """`POST` one row or an array of rows (all or nothing)."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
+        p = principal(req)
+        body = read_json(req, self.b.max_body_bytes)
+        many = isinstance(body, list)
+        items = body if many else [body]
+        if many and not 1 <= len(items) <= MAX_BULK:
+            raise unprocessable(
+                "An array body must hold 1 to 1000 objects.",
+                [{"path": "$", "message": f"{len(items)} objects"}],
+            )
+        with db.transaction(self.b.engine) as conn:
+            path_values = {}
+            if self.route.nested:
+                path_values[self.route.nested.column] = self.parent_key(conn, p, path["id"])
+            rows, errors = [], []
+            for i, item in enumerate(items):
+                where = f"$[{i}]" if many else "$"
+                values, errs = self.check_body(item, path_values, partial=False, where=where)
+                rows.append((where, values))
+                errors += errs
+            if errors:
+                raise unprocessable(
+                    f"The request body does not match schema {self.route.table}.", errors
+                )
+            errors = self.check_foreign_keys(conn, p, rows)
+            if errors:
+                raise unprocessable("The request body names rows that cannot be used.", errors)
+            created = [self.insert(conn, p, values, where) for where, values in rows]
+            text = serialize.dumps(created if many else created[0])  # before the commit
+        req.context.rows = len(created)
+        resp.status = falcon.HTTP_201
+        if not many and self.route.item:
+            resp.location = self.location(created[0], path)
+        resp.text = text
+
+    def insert(self, conn: sa.Connection, p: Principal, values: dict, where: str) -> dict:
+        with database_refusals():
+            result = conn.execute(sa.insert(self.table).values(values))
+        ids = dict(zip(self.key, result.inserted_primary_key or (), strict=False))
+        key = {k: values.get(k, ids.get(k)) for k in self.key}
+        if not self.in_write_scope(conn, p, self.key_where(key)):
+            raise unprocessable(
+                "The new row would not belong to anything you may write to.",
+                [{"path": where, "message": self.scope_hint()}],
+            )
+        stmt = sa.select(*statements.columns(self.table, self.columns)).where(*self.key_where(key))
+        return serialize.row(conn.execute(stmt).mappings().one(), self.columns)
+
+
+class Changes(Writes):
+    """`PATCH`, `PUT`, `DELETE` one row the caller may see (else 404)."""
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
+        self.update(req, resp, path, partial=True)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
+        self.update(req, resp, path, partial=False)
+
+    def found(self, conn, req, p: Principal, path: dict) -> tuple[list, dict]:
+        """The row (404 if invisible), its If-Match precondition (412), then the role (403)."""
+        where = self.row_where(conn, p, path)
+        row = self.fetch(conn, where, p)
+        if row is None:
+            raise not_found()
+        if req.if_match and not matches(req.if_match, etag_of(row)):
+            raise ApiError(falcon.HTTP_412, "The row changed since you read it (If-Match).")
+        needed = {"admin"} if req.method == "DELETE" else self.write_roles
+        if not p.roles & needed:
+            raise forbidden(f"Your roles may not {req.method} {self.route.table} rows.")
+        return self.key_where(row), row
+
+    def update(self, req, resp, path: dict, *, partial: bool) -> None:
+        p = principal(req)
+        body = read_json(req, self.b.max_body_bytes)
+        with db.transaction(self.b.engine) as conn:
+            where, row = self.found(conn, req, p, path)
+            if not self.in_write_scope(conn, p, where):
+                raise forbidden("This row belongs to a proposal or session you may not change.")
+            fixed = {}
+            if self.route.nested:
+                fixed = {c: row[c] for c in (self.route.nested.column, self.route.nested.key)}
+            values, errors = self.check_body(body, fixed, partial=partial)
+            if errors:
+                raise unprocessable(
+                    f"The request body does not match schema {self.route.table}.", errors
+                )
+            errors = self.check_foreign_keys(conn, p, [("$", values)])
+            if errors:
+                raise unprocessable("The request body names rows that cannot be used.", errors)
+            values = {k: v for k, v in values.items() if k not in fixed}
+            if values:
+                with database_refusals():
+                    conn.execute(sa.update(self.table).where(*where).values(values))
+                if not self.in_write_scope(conn, p, where):
+                    raise unprocessable(
+                        "The change would move the row out of what you may write to.",
+                        [{"path": "$", "message": "keep a parent you may write to"}],
+                    )
+            stmt = sa.select(*statements.columns(self.table, self.columns)).where(*where)
+            new = serialize.row(conn.execute(stmt).mappings().one(), self.columns)
+            text = serialize.dumps(new)  # before the commit
+        resp.etag = etag_of_text(text)
+        resp.text = text
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
+        p = principal(req)
+        with db.transaction(self.b.engine) as conn:
+            where, row = self.found(conn, req, p, path)
+            full = conn.execute(sa.select(self.table).where(*where)).mappings().one()
+            refs, stmt = statements.references(
+                self.schema.referenced_by, self.b.present, dict(full)
+            )
+            if stmt is not None:
+                counts = conn.execute(stmt).one()
+                used = [
+                    {"table": r["table"], "columns": r["columns"], "count": n}
+                    for r, n in zip(refs, counts, strict=True)
+                    if n
+                ]
+                if used:
+                    raise conflict(
+                        f"Other rows refer to this {self.route.table}; delete them first.",
+                        references=used,
+                    )
+            with database_refusals():
+                conn.execute(sa.delete(self.table).where(*where))
+        resp.status = falcon.HTTP_204
