@@ -224,7 +224,7 @@ def create_app(
         allow_origins_list=[o for o in origins if o != "*"],
         allow_all_headers=True,
         allow_all_methods=True,
-        expose_headers_list=["ETag", "Location", "X-Request-Id", "Retry-After"],
+        expose_headers_list=["ETag", "Link", "Location", "X-Request-Id", "Retry-After"],
         max_age=600,
     )
     cors.origins_vary = (

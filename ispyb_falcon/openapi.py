@@ -78,6 +78,20 @@ def list_parameters(route: Route, schema: dict, max_limit: int, scopes: Iterable
     params = [
         _param("skip", "query", {"type": "integer", "minimum": 0}, "Rows to skip."),
         _param(
+            "after",
+            "query",
+            {"type": "string"},
+            "The `next` cursor of the previous page: the page after it, in the same order and "
+            "with the same filters, as fast as a first page (keyset paging; not with `skip`).",
+        ),
+        _param(
+            "count",
+            "query",
+            {"type": "string", "enum": ["exact", "planned", "none"]},
+            "How `total` is found: counted (default), the database's estimate, or not at all "
+            "(`null`).",
+        ),
+        _param(
             "limit",
             "query",
             {"type": "integer", "minimum": 1, "maximum": max_limit},
@@ -155,11 +169,15 @@ def build(
         components["schemas"][f"{t}Row"] = _row(catalog.schemas[t])
         components["schemas"][f"{t}List"] = {
             "type": "object",
-            "required": ["total", "skip", "limit", "results"],
+            "required": ["total", "skip", "limit", "next", "results"],
             "properties": {
-                "total": {"type": "integer"},
+                "total": {"type": ["integer", "null"]},
                 "skip": {"type": "integer"},
                 "limit": {"type": ["integer", "null"]},
+                "next": {
+                    "type": ["string", "null"],
+                    "description": "Cursor of the next page (`?after=`), null on the last page.",
+                },
                 "results": {"type": "array", "items": {"$ref": f"#/components/schemas/{t}Row"}},
             },
         }

@@ -106,8 +106,9 @@ def person_id(get, login: str) -> int:
 @pytest.mark.parametrize("route", ROUTES, ids=ids)
 def test_list_answers_the_envelope_with_default_paging(get, route):
     body = listed(get, concrete(route))
-    assert set(body) == {"total", "skip", "limit", "results"}
+    assert set(body) == {"total", "skip", "limit", "next", "results"}
     assert body["skip"] == 0 and body["limit"] == 25
+    assert (body["next"] is None) == (body["total"] <= 25)
     assert isinstance(body["results"], list) and body["results"]
     assert body["total"] >= len(body["results"])
     assert len(body["results"]) == min(body["total"], 25)

@@ -24,7 +24,7 @@ class Operator:
     key: str
     doc: str
     build: Callable[[sa.ColumnElement, Any], sa.ColumnElement]  # (column, bind or flag)
-    many: bool = False  # the value may be a comma-separated list (bound as an expanding list)
+    many: bool = False  # the value may be a comma-separated list (one bind per value)
     text: bool = False  # the value is raw text (not parsed to the column type)
     boolean: bool = False  # the value is true/false and shapes the SQL (not bound)
     prepare: Callable[[Any], Any] = staticmethod(lambda value: value)  # value -> bound value
@@ -36,7 +36,7 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "eq",
             "equal to; `a,b,c` means any of them",
-            lambda c, b: c.in_(b) if b.expanding else c == b,
+            lambda c, b: c.in_(b) if isinstance(b, list) else c == b,
             many=True,
         ),
         Operator(

@@ -10,10 +10,12 @@ from typing import Any
 
 from ..catalog.store import TableSchema, base_type, parse_date, parse_datetime, parse_time
 from ..errors import bad_request
+from . import keyset
 from .operators import NEVER, OPERATORS, Operator
 
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([a-z]+)\])?$")
-RESERVED = ("skip", "limit", "order_by", "order", "fields", "search")
+RESERVED = ("skip", "limit", "order_by", "order", "fields", "search", "after", "count")
+COUNTS = ("exact", "planned", "none")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Condition:
         op = self.operator
         if op.boolean:
             return (self.column, op.key, self.value)
-        return (self.column, op.key, op.many and len(self.value) > 1)
+        return (self.column, op.key, len(self.value) if op.many else 1)
 
     def bound(self) -> Any:
         """The value to bind (None for flags, which are part of the shape)."""
@@ -38,6 +40,15 @@ class Condition:
         if op.many:
             return self.value if len(self.value) > 1 else self.value[0]
         return op.prepare(self.value)
+
+    def binds(self, name: str) -> dict[str, Any]:
+        """The bind values, by parameter name (a list binds one parameter per value)."""
+        value = self.bound()
+        if self.operator.boolean:
+            return {}
+        if self.operator.many and len(self.value) > 1:
+            return {f"{name}_{j}": v for j, v in enumerate(value)}
+        return {name: value}
 
 
 @dataclass
@@ -50,6 +61,9 @@ class ListQuery:
     fields: list[str] | None = None
     search: str | None = None
     scopes: dict[str, str] = field(default_factory=dict)  # convenience filters: proposal=, session=
+    after: tuple | None = None  # keyset: the sort values of the row the page starts after
+    count: str = "exact"  # exact | planned | none
+    digest: str = ""  # identifies the rows and order, for the page's `next` cursor
 
     @property
     def shape(self) -> tuple:
@@ -60,6 +74,7 @@ class ListQuery:
             self.limit is not None,
             tuple(c.shape for c in self.conditions),
             self.search is not None,
+            None if self.after is None else tuple(v is None for v in self.after),
         )
 
 
@@ -150,12 +165,27 @@ def parse_list_query(
             q.fields = list(dict.fromkeys(wanted))
         elif name == "search":
             q.search = raw
+        elif name == "count":
+            if raw not in COUNTS:
+                raise bad_request(f"count must be one of {', '.join(COUNTS)}, got {raw!r}", name)
+            q.count = raw
+        elif name == "after":
+            pass  # read below, once the order is known
         elif name in scopes:
             if not raw:
                 raise bad_request(f"{name} needs a value", name)
             q.scopes[name] = raw
         else:
             q.conditions.append(_condition(name, raw, table, columns))
+    q.digest = keyset.digest(table.name, params)
+    if "after" in params:
+        if "skip" in params:
+            raise bad_request("give either skip or after, not both", "after")
+        width = len(keyset.sort_columns(q.order_by, table.primary_key))
+        try:
+            q.after = keyset.decode(_single("after", params["after"]), q.digest, width)
+        except ValueError as exc:
+            raise bad_request(f"after: {exc}", "after") from None
     if not paged:
         q.skip, q.limit = 0, None  # exports stream every matching row
     return q

@@ -110,7 +110,7 @@ class VisibleRoot(Root):
         return (
             "visible",
             p.sees_all,
-            bool(p.beamlines),
+            len(p.beamlines) if not p.sees_all else 0,
             self.writable,
             self.members_see_all_sessions,
         )
@@ -119,14 +119,18 @@ class VisibleRoot(Root):
         p = self.principal
         values = {"me": p.person_id if p.person_id is not None else -1}
         if p.beamlines and not p.sees_all:
-            values["beamlines"] = sorted(p.beamlines)
+            values.update((f"beamline_{j}", b) for j, b in enumerate(sorted(p.beamlines)))
         return values
 
     def _me(self):
         return sa.bindparam("me", self.params()["me"], type_=sa.Integer)
 
-    def _beamlines(self):
-        return sa.bindparam("beamlines", sorted(self.principal.beamlines), expanding=True)
+    def _beamlines(self) -> list[sa.BindParameter]:
+        """One bind per beamline: the SQL is fixed for the number of beamlines, so the
+        statement compiles once and runs on the driver's cursor (no expanding IN)."""
+        return [
+            sa.bindparam(f"beamline_{j}", b) for j, b in enumerate(sorted(self.principal.beamlines))
+        ]
 
     def proposal(self, proposal, t):
         p = self.principal

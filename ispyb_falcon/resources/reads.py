@@ -6,13 +6,15 @@ plan for its shape (`query.statements`), run it, serialize the rows.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import falcon
 import sqlalchemy as sa
 
 from .. import serialize
 from ..auth.principal import Principal, principal
 from ..errors import bad_request, not_found
-from ..query import statements
+from ..query import keyset, statements
 from ..query.params import ListQuery, parse_list_query
 from ..query.visibility import AllOf, Root
 from . import ids
@@ -49,21 +51,51 @@ class ListReads:
             if export:
                 return self.export(req, resp, plan.page, values, cols, export)
             rows = plan.rows(conn, values)
-            total = plan.total(conn, values)
+            total = self.total(conn, plan, values, q.count)
+        more = len(rows) > q.limit  # the page asked for one row more than it shows
+        rows = rows[: q.limit]
+        cursor = keyset.encode(q.digest, [rows[-1][i] for i in plan.sort]) if more else None
         req.context.rows = len(rows)
         text = serialize.dumps(
             {
                 "total": total,
                 "skip": q.skip,
                 "limit": q.limit,
-                "results": [dict(zip(cols, r, strict=True)) for r in rows],
+                "next": cursor,
+                "results": [dict(zip(cols, r, strict=False)) for r in rows],  # then sort values
             }
+        )
+        links = {"first": {}, "next": cursor and {"after": cursor}}
+        if q.skip and q.after is None:
+            links["prev"] = {"skip": max(0, q.skip - q.limit)}
+        resp.set_header(
+            "Link",
+            ", ".join(
+                f'<{self.page_uri(req, page)}>; rel="{rel}"'
+                for rel, page in links.items()
+                if page is not None
+            ),
         )
         resp.etag = tag = etag_of_text(text)
         if matches(req.if_none_match, tag):
             resp.status = falcon.HTTP_304
             return
         resp.text = text
+
+    @staticmethod
+    def total(conn, plan: statements.Plan, values: dict, count: str) -> int | None:
+        if count == "none":
+            return None
+        if count == "planned":
+            return plan.estimate(conn, values)
+        return plan.total(conn, values)
+
+    @staticmethod
+    def page_uri(req: falcon.Request, page: dict) -> str:
+        """This list's URI with another page: the same filters, order and fields."""
+        params = {k: v for k, v in req.params.items() if k not in ("skip", "after")}
+        params.update({k: v for k, v in page.items() if v})
+        return req.path + ("?" + urlencode(params, doseq=True) if params else "")
 
     def parse_scope(self, name: str, text: str):
         parsed = SCOPES[name][0](text)
@@ -78,13 +110,15 @@ class ListReads:
             root = AllOf((root, *scoped))
         where = self.visible(None, root)
         for i, c in enumerate(q.conditions):
-            op = c.operator
+            names = list(c.binds(f"f{i}"))
             bind = (
                 c.value
-                if op.boolean
-                else sa.bindparam(f"f{i}", c.bound(), expanding=c.shape[2] is True and op.many)
+                if c.operator.boolean
+                else [sa.bindparam(n) for n in names]
+                if len(names) > 1
+                else sa.bindparam(names[0])
             )
-            where.append(op.build(self.table.c[c.column], bind))
+            where.append(c.operator.build(self.table.c[c.column], bind))
         if self.route.nested:
             where.append(self.table.c[self.route.nested.column] == sa.bindparam("parent"))
         if q.search is not None:
@@ -96,17 +130,18 @@ class ListReads:
     ) -> dict:
         """This request's values for the plan's bind parameters."""
         values = dict(root.params())
-        values.update(
-            (f"f{i}", c.bound()) for i, c in enumerate(q.conditions) if not c.operator.boolean
-        )
+        for i, c in enumerate(q.conditions):
+            values.update(c.binds(f"f{i}"))
         if self.route.nested:
             values["parent"] = self.parent_key(conn, p, path["id"])
         for name, parsed in scopes.items():
             values.update(ids.params(parsed, f"scope_{name}"))
         if q.search is not None:
             values["search"] = statements.search_pattern(q.search)
+        if q.after is not None:
+            values.update(keyset.values(q.after))
         if q.limit is not None:
-            values.update(limit=q.limit, offset=q.skip)
+            values.update(limit=q.limit + 1, offset=q.skip)  # one more: is there a next page?
         return values
 
     def export(self, req, resp, stmt, values, cols, kind) -> None:
