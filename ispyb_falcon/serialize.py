@@ -64,28 +64,49 @@ def dumps(obj: Any) -> str:
     return _encoder.encode(obj)
 
 
-def ndjson_stream(rows: Iterable[Any], keys: Sequence[str]) -> Iterator[bytes]:
-    """One JSON object per line, produced as rows arrive."""
-    buffer: list[str] = []
-    for r in rows:
-        buffer.append(dumps(row(r, keys)))
-        if len(buffer) >= 500:
-            yield ("\n".join(buffer) + "\n").encode()
-            buffer.clear()
-    if buffer:
-        yield ("\n".join(buffer) + "\n").encode()
+Batches = Iterable[Sequence[Sequence[Any]]]  # rows in batches, each row positional
+NEEDS_FORMATTING = (dt.datetime, dt.date, dt.time, dt.timedelta, decimal.Decimal, bytes)
 
 
-def csv_stream(rows: Iterable[Any], keys: Sequence[str]) -> Iterator[bytes]:
-    """A header line, then one line per row, produced as rows arrive."""
+def formatters(types: Sequence[Any]) -> list[int]:
+    """The columns (of these SQLAlchemy types) whose values need `value` before CSV:
+    a CSV cell of an int, a float, a text or NULL is written as the value itself."""
+    found = []
+    for i, t in enumerate(types):
+        try:
+            python = t.python_type
+        except NotImplementedError:
+            python = object  # unknown: format it, to be safe
+        if python is object or issubclass(python, NEEDS_FORMATTING):
+            found.append(i)
+    return found
+
+
+def ndjson_stream(batches: Batches, keys: Sequence[str]) -> Iterator[bytes]:
+    """One JSON object per line, a chunk per batch of rows as they arrive."""
+    for rows in batches:
+        yield "".join([dumps(dict(zip(keys, r, strict=False))) + "\n" for r in rows]).encode()
+
+
+def csv_stream(batches: Batches, keys: Sequence[str], formatted: Sequence[int]) -> Iterator[bytes]:
+    """A header line, then one line per row, a chunk per batch of rows as they arrive."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(keys)
-    for n, r in enumerate(rows, 1):
-        writer.writerow(["" if (v := value(r[k])) is None else v for k in keys])
-        if n % 500 == 0:
-            yield out.getvalue().encode()
-            out.seek(0)
-            out.truncate()
+    width = len(keys)
+    for rows in batches:
+        if formatted:
+            rows = [_formatted(r, formatted) for r in rows]
+        writer.writerows(r[:width] for r in rows)
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
     if out.tell():
         yield out.getvalue().encode()
+
+
+def _formatted(r: Sequence[Any], columns: Sequence[int]) -> list[Any]:
+    r = list(r)
+    for i in columns:
+        r[i] = value(r[i])
+    return r

@@ -22,7 +22,7 @@ import dataclasses
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,15 +95,29 @@ class DriverStatement:
 
     def execute(self, conn: sa.Connection, values: dict[str, Any]) -> Sequence[Sequence]:
         """Every row, on the connection's DBAPI cursor; errors as SQLAlchemy raises them."""
+        batches = self.batches(conn, values, None)
+        try:
+            return next(batches, [])
+        finally:
+            batches.close()  # closes the cursor
+
+    def batches(
+        self, conn: sa.Connection, values: dict[str, Any], size: int | None
+    ) -> Iterator[list]:
+        """The rows in batches of `size` (None: all at once). With a size, MariaDB sends
+        them from a server-side cursor as they are read: constant memory, any number."""
         params = {**self.fixed, **values}
         for name, process in self.binds:
             params[name] = process(params[name])
         args = params if self.positions is None else tuple(params[n] for n in self.positions)
         dbapi = conn.connection  # the pooled DBAPI connection this Connection holds
-        cursor = dbapi.cursor()
+        cursor = dbapi.cursor(*_server_side(conn) if size else ())
         try:
             cursor.execute(self.sql, args)
-            rows = cursor.fetchall()
+            while rows := cursor.fetchmany(size) if size else cursor.fetchall():
+                yield self._converted(rows)
+                if not size:
+                    return
         except conn.dialect.loaded_dbapi.Error as e:
             lost = conn.dialect.is_disconnect(e, dbapi.dbapi_connection, cursor)
             if lost:
@@ -118,6 +132,8 @@ class DriverStatement:
             ) from e
         finally:
             cursor.close()
+
+    def _converted(self, rows: Sequence[Sequence]) -> Sequence[Sequence]:
         if not self.results:
             return rows
         converted = []
@@ -127,6 +143,16 @@ class DriverStatement:
                 r[i] = process(r[i])  # SQLAlchemy's processors take None too
             converted.append(r)
         return converted
+
+
+def _server_side(conn: sa.Connection) -> tuple:
+    """The DBAPI cursor class that streams rows from the server (PyMySQL's SSCursor);
+    SQLite's own cursor already reads rows as they are fetched."""
+    if conn.dialect.driver == "pymysql":
+        import pymysql.cursors
+
+        return (pymysql.cursors.SSCursor,)
+    return ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +170,16 @@ class Plan:
         if self.driver is not None:
             return self.driver[0].execute(conn, values)
         return [tuple(r) for r in conn.execute(self.page, values)]
+
+    def batches(self, conn: sa.Connection, values: dict[str, Any], size: int) -> Iterator[list]:
+        """Every row of the page statement (an export's), streamed in batches."""
+        if self.driver is not None:
+            yield from self.driver[0].batches(conn, values, size)
+            return
+        streamed = conn.execution_options(stream_results=True, max_row_buffer=size)
+        with streamed.execute(self.page, values) as result:
+            for part in result.partitions(size):
+                yield [tuple(r) for r in part]
 
     def total(self, conn: sa.Connection, values: dict[str, Any]) -> int:
         if self.driver is not None:

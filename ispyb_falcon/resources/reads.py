@@ -21,7 +21,8 @@ from . import ids
 from .conditional import etag_of_text, matches
 from .ids import SCOPES
 
-EXPORTS = {"text/csv": serialize.csv_stream, "application/x-ndjson": serialize.ndjson_stream}
+EXPORTS = ("text/csv", "application/x-ndjson")
+EXPORT_BATCH = 1000  # rows per chunk of an export
 
 
 class ListReads:
@@ -49,7 +50,7 @@ class ListReads:
         with self.b.engine.connect() as conn:
             values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
-                return self.export(req, resp, plan.page, values, cols, export)
+                return self.export(resp, plan, values, cols, export)
             rows = plan.rows(conn, values)
             total = self.total(conn, plan, values, q.count)
         more = len(rows) > q.limit  # the page asked for one row more than it shows
@@ -144,7 +145,7 @@ class ListReads:
             values.update(limit=q.limit + 1, offset=q.skip)  # one more: is there a next page?
         return values
 
-    def export(self, req, resp, stmt, values, cols, kind) -> None:
+    def export(self, resp, plan: statements.Plan, values: dict, cols: list, kind: str) -> None:
         """Stream every row from a server-side cursor: constant memory, any size.
 
         The first chunk is produced here, inside the responder, so a failure at the
@@ -152,12 +153,12 @@ class ListReads:
         """
         conn = self.b.engine.connect()
         try:
-            result = (
-                conn.execution_options(stream_results=True, max_row_buffer=1000)
-                .execute(stmt, values)
-                .mappings()
-            )
-            chunks = EXPORTS[kind](result, cols)
+            batches = plan.batches(conn, values, EXPORT_BATCH)
+            if kind == "text/csv":
+                types = [c.type for c in plan.page.selected_columns][: len(cols)]
+                chunks = serialize.csv_stream(batches, cols, serialize.formatters(types))
+            else:
+                chunks = serialize.ndjson_stream(batches, cols)
             first = next(chunks, b"")
         except Exception:
             conn.close()
@@ -168,7 +169,7 @@ class ListReads:
                 yield first
                 yield from chunks
             finally:
-                result.close()
+                chunks.close()  # closes the cursor before the connection goes back
                 conn.close()
 
         resp.content_type = kind + ("; charset=utf-8" if kind == "text/csv" else "")
