@@ -176,3 +176,22 @@ def test_link_headers_lead_to_the_first_next_and_previous_pages(client, auth):
     assert followed.json["results"] == whole[6:8]
     last = _get(client, h, "/datacollections", proposal="mx1001", limit="1000")
     assert set(_links(last)) == {"first"}
+
+
+@pytest.mark.parametrize(
+    "login,params",
+    [
+        ("admin1", {"proposal": "mx1001"}),  # counted by the page statement (a window count)
+        ("pi_anna", {}),  # a restricted caller: likewise
+        ("admin1", {}),  # every row of the table: a separate count
+    ],
+)
+def test_the_total_is_the_same_on_every_page_and_past_the_end(client, auth, login, params):
+    h = auth(login)
+    whole = _get(client, h, "/datacollections", limit="1000", **params).json
+    total = whole["total"]
+    assert total == len(whole["results"]) > 0
+    for skip in (0, 1, total - 1, total, total + 5):
+        page = _get(client, h, "/datacollections", skip=str(skip), limit="3", **params).json
+        assert page["total"] == total, skip
+        assert page["results"] == whole["results"][skip : skip + 3]

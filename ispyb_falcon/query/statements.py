@@ -226,6 +226,12 @@ class ListPlans:
     drive), and the wide rows are joined back for that page alone. Sorting
     every row of a 20,000-collection visit at full width would cost MariaDB a
     filesort of 103 columns; sorting their keys costs a few milliseconds.
+    With `window`, the inner statement also counts the rows it sorted
+    (`COUNT(*) OVER ()`, the last column of every row), so a first page and its
+    total are one pass over the index: the caller decides where that pays (a
+    visit's or a proposal's rows, rows only some may see), and where a plain
+    count is cheaper (every row of a table: the window would sort them all,
+    where the page alone reads the first keys of the index and stops).
     Exports (no limit) stream every row in order and need no inner statement.
     """
 
@@ -244,7 +250,9 @@ class ListPlans:
         self._lock = threading.Lock()
 
     def get(
-        self, shape: tuple, build: Callable[[], tuple[list[str], list[sa.ColumnElement], ListQuery]]
+        self,
+        shape: tuple,
+        build: Callable[[], tuple[list[str], list[sa.ColumnElement], ListQuery, bool]],
     ) -> Plan:
         plan = self._plans.get(shape)  # one C-level dict operation: no lock needed to read
         if plan is not None:
@@ -258,7 +266,9 @@ class ListPlans:
                 self._plans.popitem(last=False)
         return plan
 
-    def _build(self, cols: list[str], where: list[sa.ColumnElement], q: ListQuery) -> Plan:
+    def _build(
+        self, cols: list[str], where: list[sa.ColumnElement], q: ListQuery, window: bool
+    ) -> Plan:
         t = self.table
         sort = keyset.sort_columns(q.order_by, self.key)
         selected = list(cols) + [c for c in sort if c not in cols]
@@ -269,8 +279,9 @@ class ListPlans:
         if q.limit is None:
             page = sa.select(*columns(t, selected)).where(*chosen).order_by(*ordering)
         else:
+            counted = [sa.func.count().over().label("total")] if window else []
             keys = (
-                sa.select(*columns(t, self.key))
+                sa.select(*columns(t, self.key), *counted)
                 .where(*chosen)
                 .order_by(*ordering)
                 .limit(sa.bindparam("limit", type_=sa.Integer))
@@ -278,7 +289,10 @@ class ListPlans:
                 .subquery("page")
             )
             on = sa.and_(*(t.c[k] == keys.c[k] for k in self.key))
-            page = sa.select(*columns(t, selected)).join_from(t, keys, on).order_by(*ordering)
+            total = [keys.c.total] if counted else []
+            page = (
+                sa.select(*columns(t, selected), *total).join_from(t, keys, on).order_by(*ordering)
+            )
         count = sa.select(sa.func.count()).select_from(t).where(*where)
         driver = None
         if self.dialect is not None:

@@ -45,14 +45,18 @@ class ListReads:
         cols = q.fields or self.columns
         root = self.b.read_root(p)
         scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
-        shape = (q.shape, root.shape, tuple((n, parsed[0]) for n, parsed in scopes.items()))
-        plan = self.plans.get(shape, lambda: (cols, self.where(q, root, scopes), q))
+        window = self.counted_with_page(q, root, scopes)
+        shape = (q.shape, window, root.shape, tuple((n, p[0]) for n, p in scopes.items()))
+        plan = self.plans.get(shape, lambda: (cols, self.where(q, root, scopes), q, window))
         with self.b.engine.connect() as conn:
             values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
                 return self.export(resp, plan, values, cols, export)
             rows = plan.rows(conn, values)
-            total = self.total(conn, plan, values, q.count)
+            if window and rows:
+                total = rows[0][-1]  # COUNT(*) OVER () of the page statement
+            else:
+                total = self.total(conn, plan, values, q.count)
         more = len(rows) > q.limit  # the page asked for one row more than it shows
         rows = rows[: q.limit]
         cursor = keyset.encode(q.digest, [rows[-1][i] for i in plan.sort]) if more else None
@@ -82,6 +86,17 @@ class ListReads:
             resp.status = falcon.HTTP_304
             return
         resp.text = text
+
+    def counted_with_page(self, q: ListQuery, root: Root, scopes: dict) -> bool:
+        """Whether the page statement also counts the rows (one pass for both).
+
+        Not for a keyset page (it sees only the rows after its cursor), and not
+        for every row of a table, which a window count would sort: there the page
+        reads the first keys of the index and stops, and a plain count is cheaper.
+        """
+        if q.count != "exact" or q.after is not None or q.limit is None:
+            return False
+        return bool(scopes) or self.route.nested is not None or not root.unrestricted
 
     @staticmethod
     def total(conn, plan: statements.Plan, values: dict, count: str) -> int | None:
