@@ -87,11 +87,6 @@ class Root:
     unrestricted = False
 
 
-def _member(table: sa.Table, link, me, outer: sa.Table) -> sa.ColumnElement:
-    """EXISTS a `table` row for the caller linked to the `outer` row (correlated to it only)."""
-    return sa.exists().where(link, table.c.personId == me).correlate(outer)
-
-
 @dataclass(frozen=True)
 class VisibleRoot(Root):
     """What the principal may see; with `writable`, only proposals not Closed/Cancelled."""
@@ -134,48 +129,56 @@ class VisibleRoot(Root):
 
     def proposal(self, proposal, t):
         p = self.principal
-        if p.sees_all:
-            visible = sa.true()
-        else:
-            shp, php, ses = t["Session_has_Person"], t["ProposalHasPerson"], t["BLSession"]
-            me = self._me()
-            ors = [
-                proposal.c.personId == me,
-                _member(php, php.c.proposalId == proposal.c.proposalId, me, proposal),
-                proposal.c.proposalId.in_(
-                    sa.select(ses.c.proposalId).where(
-                        ses.c.sessionId.in_(sa.select(shp.c.sessionId).where(shp.c.personId == me))
-                    )
-                ),
-            ]
-            if p.beamlines:
-                ors.append(
-                    proposal.c.proposalId.in_(
-                        sa.select(ses.c.proposalId).where(ses.c.beamLineName.in_(self._beamlines()))
-                    )
-                )
-            visible = sa.or_(*ors)
+        visible = None if p.sees_all else proposal.c.proposalId.in_(self._mine(t, "proposalId"))
         if self.writable:
             open_ = sa.or_(proposal.c.state.is_(None), proposal.c.state.not_in(CLOSED_STATES))
-            return sa.and_(visible, open_)
-        return visible
+            return open_ if visible is None else sa.and_(visible, open_)
+        return sa.true() if visible is None else visible
 
     def session(self, session, t):
         p = self.principal
         if p.sees_all:
             return None if not self.writable else self._writable_session(session, t)
-        shp, php, prop = t["Session_has_Person"], t["ProposalHasPerson"], t["Proposal"]
-        me = self._me()
-        ors = [_member(shp, shp.c.sessionId == session.c.sessionId, me, session)]
-        if p.beamlines:
-            ors.append(session.c.beamLineName.in_(self._beamlines()))
-        if self.members_see_all_sessions:
-            ors.append(_member(prop, prop.c.proposalId == session.c.proposalId, me, session))
-            ors.append(_member(php, php.c.proposalId == session.c.proposalId, me, session))
-        visible = sa.or_(*ors)
+        visible = session.c.sessionId.in_(self._mine(t, "sessionId"))
         if self.writable:
             return sa.and_(visible, self._writable_session(session, t))
         return visible
+
+    def _mine(self, t: Mapping[str, sa.Table], column: str) -> sa.Select:
+        """The ids (`proposalId` or `sessionId`) of the caller's proposals or sessions, as
+        one set: a UNION of index lookups from the caller's person id (and beamlines).
+
+        MariaDB materializes it once per statement and drives the rest of the
+        statement from it (a member's few sessions, then their groups, then their
+        collections), where a test per row would read every session of the site;
+        where the statement names one visit or proposal, MariaDB pushes that
+        condition into each branch of the UNION.
+        """
+        me = self._me()
+        shp = t["Session_has_Person"].alias("mine_shp")
+        visitor = sa.select(shp.c.sessionId).where(shp.c.personId == me)
+        if column == "proposalId":
+            ses = t["BLSession"].alias("mine_session")
+            visitor = sa.select(ses.c.proposalId).where(ses.c.sessionId.in_(visitor))
+        parts = [visitor]
+        if column == "proposalId" or self.members_see_all_sessions:
+            prop = t["Proposal"].alias("mine_proposal")
+            php = t["ProposalHasPerson"].alias("mine_php")
+            pi = sa.select(prop.c.proposalId).where(prop.c.personId == me)
+            member = sa.select(php.c.proposalId).where(php.c.personId == me)
+            if column == "proposalId":
+                parts += [pi, member]
+            else:
+                for i, of_proposal in enumerate((pi, member)):
+                    s = t["BLSession"].alias(f"mine_session_{i}")
+                    parts.append(sa.select(s.c.sessionId).where(s.c.proposalId.in_(of_proposal)))
+        if self.principal.beamlines:
+            staff = t["BLSession"].alias("mine_staff")
+            parts.append(
+                sa.select(staff.c[column]).where(staff.c.beamLineName.in_(self._beamlines()))
+            )
+        mine = sa.union(*parts).subquery(f"mine_{column}")
+        return sa.select(mine.c[column])
 
     def _writable_session(self, session, t):
         prop = t["Proposal"]
