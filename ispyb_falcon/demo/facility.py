@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import pymysql
 import sqlalchemy as sa
 
 SEED = 20260301
@@ -116,7 +117,7 @@ PUCK, PUCKS_PER_DEWAR = 16, 10
 DC_CHUNK = 100_000  # collections per INSERT ... SELECT (one transaction, one progress line)
 FIRST_DAY = datetime(2021, 1, 4, 9, 0, 0)
 DAYS = 5 * 365
-VISIT_START = datetime(2026, 3, 2, 9, 0, 0)
+BIG_FIRST, BIG_LAST = datetime(2023, 1, 9, 9, 0, 0), datetime(2026, 5, 4, 9, 0, 0)
 
 
 class FacilityError(Exception):
@@ -253,14 +254,11 @@ class _Plan:
         counts = _split(proposal - visit, visits - 1, rng)
         counts.insert(VISIT_NUMBER - 1, visit)
         found = []
-        every = (VISIT_START - FIRST_DAY) / VISIT_NUMBER  # visits before the big one
+        every = (BIG_LAST - BIG_FIRST) / (visits - 1)  # its visits, evenly over 3 years
         for v, n in enumerate(counts, start=1):
-            if v <= VISIT_NUMBER:
-                start = VISIT_START - (VISIT_NUMBER - v) * every
-            else:
-                start = VISIT_START + timedelta(days=9 * (v - VISIT_NUMBER))
+            start = (BIG_FIRST + (v - 1) * every).replace(hour=9, minute=0, second=0, microsecond=0)
             line = VISIT_BEAMLINE if v == VISIT_NUMBER else rng.choice(("i03", "i04", "i24"))
-            found.append(_Session(0, line, start.replace(hour=9, minute=0), n, visit_number=v))
+            found.append(_Session(0, line, start, n, visit_number=v))
         lines, shares = list(BEAMLINES), [b[0] for b in BEAMLINES.values()]
         others = len(self.proposals) - 1
         remaining, k = collections - proposal, 0
@@ -816,8 +814,6 @@ def _collections(w: _Writer, plan: _Plan) -> None:
 
 def _connect(url: str):
     """A PyMySQL connection to the MariaDB database of `url`, checked for what a build needs."""
-    import pymysql
-
     u = sa.make_url(url)
     if u.get_backend_name() not in ("mysql", "mariadb"):
         raise FacilityError(
@@ -828,7 +824,10 @@ def _connect(url: str):
     args = {"host": u.host or "127.0.0.1", "port": u.port or 3306, "user": u.username or "root"}
     if u.password:
         args["password"] = u.password
-    conn = pymysql.connect(database=u.database, charset="utf8mb4", autocommit=False, **args)
+    try:
+        conn = pymysql.connect(database=u.database, charset="utf8mb4", autocommit=False, **args)
+    except pymysql.MySQLError as exc:
+        raise FacilityError(f"cannot connect to database {u.database}: {exc.args[-1]}") from None
     with conn.cursor() as cur:
         names = ", ".join(f"'{t}'" for t in SCHEMA_TABLES)
         cur.execute(
