@@ -302,12 +302,12 @@ class _Plan:
         sizes, weights = zip(*SMALL_GROUPS, strict=True)
         while at < s.collections:
             number += 1
-            if rng.random() < GRID_SHARE:
-                size, kind = rng.randint(*GRID_SIZES), "Mesh"
+            left = s.collections - at
+            if rng.random() < GRID_SHARE and left >= GRID_SIZES[0]:
+                size, kind = min(left, rng.randint(*GRID_SIZES)), "Mesh"
             else:
-                size = rng.choices(sizes, weights)[0]
+                size = min(left, rng.choices(sizes, weights)[0])
                 kind = _small_kind(size, rng.random())
-            size = min(size, s.collections - at)
             sample = None
             if kind == "Mesh" or rng.random() >= NO_SAMPLE_SHARE:
                 sample, s.samples = s.samples, s.samples + 1
