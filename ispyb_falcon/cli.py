@@ -154,13 +154,10 @@ def demo_facility(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    n = args.collections
     try:
         found = facility.build(
             args.database,
-            collections=n,
-            visit_collections=max(1, min(20_000, n // 50)),
-            proposal_collections=max(1, min(100_000, n // 10)),
+            **facility.sized(args.collections),
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except facility.FacilityError as exc:

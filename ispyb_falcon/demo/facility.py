@@ -355,6 +355,9 @@ KEYS = {  # tables whose ids are allocated here, above the largest id present
     "DataCollection": "dataCollectionId",
 }
 SCHEMA_TABLES = (*KEYS, "ProposalHasPerson", "Session_has_Person", "UserGroup_has_Person")
+# Bulk inserts leave InnoDB's index statistics behind (a visit's collections were listed by a
+# scan of every collection): the build ends with ANALYZE TABLE of what it filled.
+ANALYZED = ", ".join(f"`{t}`" for t in SCHEMA_TABLES)
 
 
 def _insert(table: str, columns: str) -> str:
@@ -890,6 +893,16 @@ def _present(w: _Writer) -> Facility | None:
     )
 
 
+def sized(collections: int) -> dict[str, int]:
+    """`build` keywords for `collections` in all: a visit of 2 % of them (at most 20,000)
+    in a proposal of 10 % (at most 100,000), as at 1,000,000."""
+    return {
+        "collections": collections,
+        "visit_collections": max(1, min(20_000, collections // 50)),
+        "proposal_collections": max(1, min(100_000, collections // 10)),
+    }
+
+
 def build(
     url: str,
     *,
@@ -940,6 +953,9 @@ def build(
         _shipments(w, plan)
         _groups(w)
         _collections(w, plan)
+        with w.step("ANALYZE TABLE") as step:  # the optimizer's statistics of the new rows
+            w.cur.execute(f"ANALYZE TABLE {ANALYZED}")
+            step.rows = len(w.cur.fetchall())
         built = _present(w)
         progress(f"facility built in {time.perf_counter() - started:.1f} s")
         return built
