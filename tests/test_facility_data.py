@@ -24,14 +24,31 @@ from .conftest import PREFIX, SECRET, needs_mariadb, scratch_database
 SCALE = {"collections": 20_000, "visit_collections": 2_000, "proposal_collections": 5_000}
 
 
+BULK = {  # the tables filled by INSERT ... SELECT, and their keys
+    "Shipping": "shippingId",
+    "Dewar": "dewarId",
+    "Container": "containerId",
+    "BLSample": "blSampleId",
+    "DataCollectionGroup": "dataCollectionGroupId",
+    "DataCollection": "dataCollectionId",
+}
+
+
 @pytest.fixture(scope="module")
 def built():
-    """(url, Facility, progress lines) of one small build."""
+    """(url, Facility, progress lines, largest keys before) of one small build."""
     with scratch_database("ispyb_fac_test") as url:
         text = url.render_as_string(hide_password=False)
+        engine = sa.create_engine(text)
+        with engine.connect() as conn:
+            before = {
+                t: conn.execute(sa.text(f"SELECT COALESCE(MAX({k}), 0) FROM {t}")).scalar_one()
+                for t, k in BULK.items()
+            }
+        engine.dispose()
         lines: list[str] = []
         found = facility.build(text, **SCALE, progress=lines.append)
-        yield text, found, lines
+        yield text, found, lines, before
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +65,7 @@ def scalar(db: sa.Engine, sql: str, **values):
 
 @pytest.fixture(scope="module")
 def client(built, tmp_path_factory) -> falcon.testing.TestClient:
-    url, found, _ = built
+    url, found = built[:2]
     staff = BeamlineGroup("mx", found.staff_permission, found.staff_beamlines)
     settings = demo_settings(tmp_path_factory.mktemp("fac") / "unused.sqlite", 8080).replace(
         database_url=url, tokens_secret=SECRET, beamline_groups=[staff]
@@ -79,7 +96,7 @@ def total(client, headers, path: str) -> int:
 
 @needs_mariadb
 def test_counts_are_the_wanted_ones(built, db):
-    _, found, lines = built
+    _, found, lines, _ = built
     assert isinstance(found, Facility)
     assert (found.collections, found.visit_collections, found.proposal_collections) == (
         20_000,
@@ -109,7 +126,7 @@ def test_counts_are_the_wanted_ones(built, db):
 
 @needs_mariadb
 def test_groups_are_mostly_a_few_sweeps_and_some_grid_scans(built, db):
-    _, found, _ = built
+    found = built[1]
     with db.connect() as conn:
         sizes = conn.execute(
             sa.text(
@@ -131,7 +148,7 @@ def test_groups_are_mostly_a_few_sweeps_and_some_grid_scans(built, db):
 
 @needs_mariadb
 def test_rows_are_as_wide_as_real_ones(built, db):
-    _, found, _ = built
+    found = built[1]
     filled = (
         "imagePrefix imageDirectory fileTemplate startTime endTime wavelength exposureTime"
         " numberOfImages axisStart axisRange axisEnd resolution transmission beamSizeAtSampleX"
@@ -166,8 +183,34 @@ def test_rows_are_as_wide_as_real_ones(built, db):
 
 
 @needs_mariadb
+def test_foreign_keys_hold_though_bulk_inserts_skip_their_checks(built, db):
+    before = built[3]
+    with db.connect() as conn:
+        keys = conn.execute(
+            sa.text(
+                "SELECT TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
+                " FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE()"
+                " AND REFERENCED_TABLE_NAME IS NOT NULL AND TABLE_NAME IN :tables"
+            ).bindparams(sa.bindparam("tables", expanding=True)),
+            {"tables": list(BULK)},
+        ).all()
+        assert len(keys) > 20
+        orphans = {  # among the facility's rows (the official test data has one of its own)
+            f"{t}.{c}": conn.execute(
+                sa.text(
+                    f"SELECT COUNT(*) FROM `{t}` x LEFT JOIN `{rt}` r ON r.`{rc}` = x.`{c}`"
+                    f" WHERE x.`{BULK[t]}` > :first AND x.`{c}` IS NOT NULL AND r.`{rc}` IS NULL"
+                ),
+                {"first": before[t]},
+            ).scalar_one()
+            for t, c, rt, rc in keys
+        }
+    assert {k: n for k, n in orphans.items() if n} == {}
+
+
+@needs_mariadb
 def test_membership_tables_have_a_crowd(built, db):
-    _, found, _ = built
+    found = built[1]
     p = {"p": found.proposal_id}
     sessions = scalar(db, "SELECT COUNT(*) FROM BLSession WHERE proposalId >= :p", **p)
     team = scalar(
@@ -184,7 +227,7 @@ def test_membership_tables_have_a_crowd(built, db):
 @needs_mariadb
 @pytest.mark.parametrize("kind", ["visit_member", "proposal_member", "pi", "staff", "admin"])
 def test_every_caller_kind_sees_the_whole_visit(built, client, as_caller, kind):
-    _, found, _ = built
+    found = built[1]
     path = f"/datacollections?session={found.visit}&limit=100"
     r = client.simulate_get(f"{PREFIX}{path}", headers=as_caller(kind))
     assert r.status_code == 200, r.text
@@ -194,7 +237,7 @@ def test_every_caller_kind_sees_the_whole_visit(built, client, as_caller, kind):
 
 @needs_mariadb
 def test_each_caller_kind_sees_only_its_own(built, db, client, as_caller):
-    _, found, _ = built
+    found = built[1]
     proposal = f"/datacollections?proposal={found.proposal}&limit=1"
     visitor, member, pi = as_caller("visit_member"), as_caller("proposal_member"), as_caller("pi")
     assert total(client, visitor, "/sessions") == 1
@@ -218,7 +261,7 @@ def test_each_caller_kind_sees_only_its_own(built, db, client, as_caller):
 
 @needs_mariadb
 def test_a_second_build_finds_the_first_and_other_counts_are_refused(built, db):
-    url, found, _ = built
+    url, found = built[:2]
     people = scalar(db, "SELECT COUNT(*) FROM Person")
     lines: list[str] = []
     assert facility.build(url, **SCALE, progress=lines.append) == found
