@@ -122,6 +122,8 @@ Logins: pi_anna, member_ben, visitor_cara, staff_dan, pi_eve, user_fred, gus_sup
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
+    if args.facility:
+        return demo_facility(args)
     from .catalog.store import Catalog
     from .demo.generator import fill
     from .demo.progress import ProgressBar
@@ -136,6 +138,35 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     print(f"inserted {sum(counts.values())} rows in {seconds:.1f} s", file=sys.stderr)
     for table, n in sorted(counts.items()):
         print(f"  {table:28} {n}", file=sys.stderr)
+    return 0
+
+
+def demo_facility(args: argparse.Namespace) -> int:
+    """`demo-data --facility`: the benchmark's facility-scale data set (MariaDB only)."""
+    import pymysql
+
+    from .demo import facility
+
+    if sa.make_url(args.database).get_backend_name() not in ("mysql", "mariadb"):
+        print(
+            "ispyb-falcon: demo-data --facility needs a MariaDB database URL"
+            " (mysql+pymysql://user@host/db) with the official ISPyB schema",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        found = facility.build(
+            args.database,
+            **facility.sized(args.collections),
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except facility.FacilityError as exc:
+        print(f"ispyb-falcon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except pymysql.MySQLError as exc:
+        print(f"ispyb-falcon: database error: {exc}", file=sys.stderr)
+        return 1
+    print(found.summary())
     return 0
 
 
@@ -237,10 +268,25 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser(
-        "demo-data", help="fill a database (SQLite or MariaDB) with N copies of the demo data"
+        "demo-data",
+        help="fill a database (SQLite or MariaDB) with N copies of the demo data, or (MariaDB)"
+        " with a facility's worth of data collections for benchmarks (--facility)",
     )
     s.add_argument("--database", required=True, help="SQLAlchemy URL")
     s.add_argument("--scale", type=int, default=1)
+    s.add_argument(
+        "--facility",
+        action="store_true",
+        help="build the benchmark's facility data set instead (MariaDB with the official"
+        " schema): one visit holds 2 %% of the collections (at most 20,000), one proposal 10 %%"
+        " (at most 100,000)",
+    )
+    s.add_argument(
+        "--collections",
+        type=int,
+        default=1_000_000,
+        help="with --facility: data collections in all (default: %(default)s)",
+    )
     s.set_defaults(func=cmd_demo_data)
 
     schemas = sub.add_parser("schemas", help="generate or check the JSON Schemas").add_subparsers(
