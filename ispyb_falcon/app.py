@@ -198,7 +198,7 @@ def create_app(
     if absent:
         raise StartupError(f"table(s) missing from the database: {', '.join(absent)}")
 
-    resolver = Resolver(tables, hangs)
+    resolver = Resolver(tables, hangs, union_paths=engine.dialect.name in ("mysql", "mariadb"))
     backend = Backend(
         engine=engine,
         tables=tables,

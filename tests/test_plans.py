@@ -51,7 +51,8 @@ def test_a_plan_refuses_to_run_with_a_value_missing():
     from ispyb_falcon.query.params import ListQuery
 
     plan = plans.get(
-        ("shape",), lambda: (["id"], [table.c.owner == sa.bindparam("me", 1)], ListQuery(), False)
+        ("shape",),
+        lambda: (["id"], [table.c.owner == sa.bindparam("me", 1)], ListQuery(), False, False),
     )
     assert plan.names == {"me", "limit", "offset"}
     assert plans.get(("shape",), lambda: pytest.fail("built twice")) is plan

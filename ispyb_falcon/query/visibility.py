@@ -257,9 +257,16 @@ def _all(found: list) -> sa.ColumnElement | None:
 class Resolver:
     """Turns (table, root) into a predicate by following the declared hangs."""
 
-    def __init__(self, tables: Mapping[str, sa.Table], hangs: Mapping[str, Hang]) -> None:
+    def __init__(
+        self,
+        tables: Mapping[str, sa.Table],
+        hangs: Mapping[str, Hang],
+        *,
+        union_paths: bool = False,
+    ) -> None:
         self.tables = tables
         self.hangs = hangs
+        self.union_paths = union_paths  # several paths as a UNION (MariaDB), else an OR
 
     def predicate(
         self, name: str, root: Root, table: sa.Table | None = None
@@ -277,20 +284,40 @@ class Resolver:
             return root.proposal(t, self.tables)
         if hang == SESSION:
             return root.session(t, self.tables)
-        ors = []
+        paths = []
         for link in hang:
             try:
-                if isinstance(link, Me):
-                    ors.append(root.me(t.c[link.column]))
-                    continue
-                parent = self.tables[link.table]
-                inner = self.predicate(link.table, root)
-                sub = sa.select(parent.c[link.parent_key])
-                if inner is not None:
-                    sub = sub.where(inner)
-                ors.append(t.c[link.column].in_(sub))
+                paths.append(self._path(t, link, root))
             except NotApplicable:
                 continue
-        if not ors:
+        if not paths:
             raise NotApplicable
-        return ors[0] if len(ors) == 1 else sa.or_(*ors)
+        if len(paths) == 1:
+            return paths[0](t)
+        key = [c.name for c in self.tables[name].primary_key.columns]
+        if len(key) != 1 or not self.union_paths:
+            return sa.or_(*(path(t) for path in paths))
+        # Several paths (a sample by its crystal or by its container): the rows one
+        # path or another reaches, as a UNION of lookups MariaDB can drive from. An OR
+        # of IN-tests would make it test every row of the table instead. (SQLite, the
+        # demo's database, keeps the OR: its parser refuses the deeper nesting.)
+        base = self.tables[name]
+        branches = []
+        for i, path in enumerate(paths):
+            alias = base.alias(f"{name}_path{i}")
+            branches.append(sa.select(alias.c[key[0]]).where(path(alias)))
+        reached = sa.union(*branches).subquery(f"{name}_reached")
+        return t.c[key[0]].in_(sa.select(reached.c[key[0]]))
+
+    def _path(self, t: sa.Table, link: Via | Me, root: Root):
+        """One way up from the table, as a function of the (aliased) table it tests;
+        NotApplicable at once if the root cannot be reached that way."""
+        if isinstance(link, Me):
+            root.me(t.c[link.column])
+            return lambda table: root.me(table.c[link.column])
+        parent = self.tables[link.table]
+        inner = self.predicate(link.table, root)
+        sub = sa.select(parent.c[link.parent_key])
+        if inner is not None:
+            sub = sub.where(inner)
+        return lambda table: table.c[link.column].in_(sub)

@@ -46,8 +46,11 @@ class ListReads:
         root = self.b.read_root(p)
         scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
         window = self.counted_with_page(q, root, scopes)
-        shape = (q.shape, window, root.shape, tuple((n, p[0]) for n, p in scopes.items()))
-        plan = self.plans.get(shape, lambda: (cols, self.where(q, root, scopes), q, window))
+        narrowed = self.narrowed(q, root, scopes)
+        shape = (q.shape, window, narrowed, root.shape, tuple((n, p[0]) for n, p in scopes.items()))
+        plan = self.plans.get(
+            shape, lambda: (cols, self.where(q, root, scopes), q, window, narrowed)
+        )
         with self.b.engine.connect() as conn:
             values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
@@ -97,6 +100,13 @@ class ListReads:
         if q.count != "exact" or q.after is not None or q.limit is None:
             return False
         return bool(scopes) or self.route.nested is not None or not root.unrestricted
+
+    def narrowed(self, q: ListQuery, root: Root, scopes: dict) -> bool:
+        """Whether the request picks a small part of the table (a visit, a parent, what a
+        restricted caller sees, a value of a column): rows to find first, then sort."""
+        if scopes or self.route.nested is not None or not root.unrestricted:
+            return True
+        return any(c.operator.key == "eq" for c in q.conditions)
 
     @staticmethod
     def total(conn, plan: statements.Plan, values: dict, count: str) -> int | None:
