@@ -25,12 +25,8 @@ SCALE = {"collections": 20_000, "visit_collections": 2_000, "proposal_collection
 
 
 BULK = {  # the tables filled by INSERT ... SELECT, and their keys
-    "Shipping": "shippingId",
-    "Dewar": "dewarId",
-    "Container": "containerId",
-    "BLSample": "blSampleId",
-    "DataCollectionGroup": "dataCollectionGroupId",
-    "DataCollection": "dataCollectionId",
+    t: facility.KEYS[t]
+    for t in ("Shipping", "Dewar", "Container", "BLSample", "DataCollectionGroup", "DataCollection")
 }
 
 
@@ -61,6 +57,11 @@ def db(built):
 def scalar(db: sa.Engine, sql: str, **values):
     with db.connect() as conn:
         return conn.execute(sa.text(sql), values).scalar_one()
+
+
+def rows(db: sa.Engine, sql: str, **values) -> list:
+    with db.connect() as conn:
+        return conn.execute(sa.text(sql), values).all()
 
 
 @pytest.fixture(scope="module")
@@ -127,16 +128,13 @@ def test_counts_are_the_wanted_ones(built, db):
 @needs_mariadb
 def test_groups_are_mostly_a_few_sweeps_and_some_grid_scans(built, db):
     found = built[1]
-    with db.connect() as conn:
-        sizes = conn.execute(
-            sa.text(
-                "SELECT g.experimentType, COUNT(*) FROM DataCollectionGroup g JOIN DataCollection"
-                " dc ON dc.dataCollectionGroupId = g.dataCollectionGroupId JOIN BLSession s"
-                " ON s.sessionId = g.sessionId WHERE s.proposalId >= :p"
-                " GROUP BY g.dataCollectionGroupId"
-            ),
-            {"p": found.proposal_id},
-        ).all()
+    sizes = rows(
+        db,
+        "SELECT g.experimentType, COUNT(*) FROM DataCollectionGroup g JOIN DataCollection dc"
+        " ON dc.dataCollectionGroupId = g.dataCollectionGroupId JOIN BLSession s"
+        " ON s.sessionId = g.sessionId WHERE s.proposalId >= :p GROUP BY g.dataCollectionGroupId",
+        p=found.proposal_id,
+    )
     small = [n for kind, n in sizes if n <= 4]
     grids = [n for kind, n in sizes if kind == "Mesh"]
     assert len(small) / len(sizes) > 0.95
@@ -156,25 +154,22 @@ def test_rows_are_as_wide_as_real_ones(built, db):
         " xtalSnapshotFullPath4 runStatus detectorId SESSIONID detectorDistance flux"
     ).split()
     nulls = " + ".join(f"SUM(dc.`{c}` IS NULL)" for c in filled)
-    with db.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                f"SELECT {nulls}, SUM(dc.comments IS NOT NULL), SUM(dc.BLSAMPLEID IS NOT NULL),"
-                " SUM(dc.SESSIONID = g.sessionId), COUNT(*), SUM(g.blSampleId IS NOT NULL)"
-                " FROM DataCollection dc JOIN DataCollectionGroup g"
-                " ON g.dataCollectionGroupId = dc.dataCollectionGroupId WHERE g.sessionId = :s"
-            ),
-            {"s": found.session_id},
-        ).one()
-        wrong_times = conn.execute(
-            sa.text(
-                "SELECT COUNT(*) FROM DataCollectionGroup g JOIN DataCollection dc"
-                " ON dc.dataCollectionGroupId = g.dataCollectionGroupId"
-                " WHERE g.sessionId = :s AND NOT (g.startTime <= dc.startTime"
-                " AND dc.startTime < dc.endTime AND g.endTime IS NOT NULL)"
-            ),
-            {"s": found.session_id},
-        ).scalar_one()
+    in_visit = (
+        " FROM DataCollection dc JOIN DataCollectionGroup g"
+        " ON g.dataCollectionGroupId = dc.dataCollectionGroupId WHERE g.sessionId = :s"
+    )
+    (row,) = rows(
+        db,
+        f"SELECT {nulls}, SUM(dc.comments IS NOT NULL), SUM(dc.BLSAMPLEID IS NOT NULL),"
+        " SUM(dc.SESSIONID = g.sessionId), COUNT(*), SUM(g.blSampleId IS NOT NULL)" + in_visit,
+        s=found.session_id,
+    )
+    wrong_times = scalar(
+        db,
+        "SELECT COUNT(*)" + in_visit + " AND NOT (g.startTime <= dc.startTime"
+        " AND dc.startTime < dc.endTime AND g.endTime IS NOT NULL)",
+        s=found.session_id,
+    )
     missing, comments, with_sample, same_session, n, group_samples = row
     assert missing == 0
     assert 0 < comments < n / 10

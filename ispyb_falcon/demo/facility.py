@@ -637,6 +637,16 @@ def _plan_tables(w: _Writer, plan: _Plan, ids: dict[str, int], detectors: list[i
             )
 
 
+def _per_session(w: _Writer, plan: _Plan, table: str, count: str, insert: str) -> None:
+    """`insert` (an INSERT ... SELECT from `fac_session s`) with `q.seq` running from 1 to
+    the session's `count` (its dewars or its pucks)."""
+    most = max((getattr(s, count) for s in plan.sessions), default=0) or 1
+    with w.step(table) as step:
+        step.run(
+            f"{insert}\n        FROM fac_session s JOIN seq_1_to_{most} q ON q.seq <= s.{count}"
+        )
+
+
 def _shipments(w: _Writer, plan: _Plan) -> None:
     """A shipment per session: its dewars, its pucks of 16, one sample per group."""
     with w.step("Shipping") as step:
@@ -652,32 +662,34 @@ def _shipments(w: _Writer, plan: _Plan) -> None:
                 'Green', 'facility'
             FROM fac_session s WHERE s.pucks > 0"""
         )
-    most = max((s.dewars for s in plan.sessions), default=1) or 1
-    with w.step("Dewar") as step:
-        step.run(
-            f"""INSERT INTO Dewar (dewarId, shippingId, code, storageLocation, dewarStatus,
-                bltimeStamp, isStorageDewar, barCode, firstExperimentId, customsValue,
-                transportValue, type, facilityCode, weight, source)
-            SELECT s.dewar0 + q.seq - 1, s.shippingId, CONCAT(s.visit, '-d', q.seq),
-                CONCAT(s.beamline, ' stores'), 'returned', s.start - INTERVAL 3 DAY, 0,
-                CONCAT('FAC-D', s.dewar0 + q.seq - 1), s.sessionId, 500, 250, 'Dewar',
-                CONCAT('DLS-MX-', LPAD(s.dewar0 + q.seq - 1, 7, '0')),
-                18 + (s.dewar0 + q.seq) MOD 60 / 10, 'facility'
-            FROM fac_session s JOIN seq_1_to_{most} q ON q.seq <= s.dewars"""
-        )
-    most = max((s.pucks for s in plan.sessions), default=1) or 1
-    with w.step("Container") as step:
-        step.run(
-            f"""INSERT INTO Container (containerId, dewarId, code, containerType, capacity,
-                sampleChangerLocation, containerStatus, bltimeStamp, beamlineLocation, barcode,
-                sessionId, ownerId, requestedReturn, priorityPipelineId, source)
-            SELECT s.puck0 + q.seq - 1, s.dewar0 + (q.seq - 1) DIV {PUCKS_PER_DEWAR},
-                CONCAT(s.visit, '-puck', q.seq), 'Puck', {PUCK}, (q.seq - 1) MOD 37 + 1,
-                'processing', s.start - INTERVAL 3 DAY, s.beamline,
-                CONCAT('FAC-P', s.puck0 + q.seq - 1), s.sessionId, s.ownerId, 0, NULL,
-                'facility'
-            FROM fac_session s JOIN seq_1_to_{most} q ON q.seq <= s.pucks"""
-        )
+    _per_session(
+        w,
+        plan,
+        "Dewar",
+        "dewars",
+        """INSERT INTO Dewar (dewarId, shippingId, code, storageLocation, dewarStatus,
+            bltimeStamp, isStorageDewar, barCode, firstExperimentId, customsValue,
+            transportValue, type, facilityCode, weight, source)
+        SELECT s.dewar0 + q.seq - 1, s.shippingId, CONCAT(s.visit, '-d', q.seq),
+            CONCAT(s.beamline, ' stores'), 'returned', s.start - INTERVAL 3 DAY, 0,
+            CONCAT('FAC-D', s.dewar0 + q.seq - 1), s.sessionId, 500, 250, 'Dewar',
+            CONCAT('DLS-MX-', LPAD(s.dewar0 + q.seq - 1, 7, '0')),
+            18 + (s.dewar0 + q.seq) MOD 60 / 10, 'facility'""",
+    )
+    _per_session(
+        w,
+        plan,
+        "Container",
+        "pucks",
+        f"""INSERT INTO Container (containerId, dewarId, code, containerType, capacity,
+            sampleChangerLocation, containerStatus, bltimeStamp, beamlineLocation, barcode,
+            sessionId, ownerId, requestedReturn, priorityPipelineId, source)
+        SELECT s.puck0 + q.seq - 1, s.dewar0 + (q.seq - 1) DIV {PUCKS_PER_DEWAR},
+            CONCAT(s.visit, '-puck', q.seq), 'Puck', {PUCK}, (q.seq - 1) MOD 37 + 1,
+            'processing', s.start - INTERVAL 3 DAY, s.beamline,
+            CONCAT('FAC-P', s.puck0 + q.seq - 1), s.sessionId, s.ownerId, 0, NULL,
+            'facility'""",
+    )
     with w.step("BLSample") as step:
         step.run(
             f"""INSERT INTO BLSample (blSampleId, crystalId, containerId, name, location,
