@@ -87,6 +87,11 @@ class Root:
     unrestricted = False
 
 
+def _member(table: sa.Table, link, me, outer: sa.Table) -> sa.ColumnElement:
+    """EXISTS a `table` row for the caller linked to the `outer` row (correlated to it only)."""
+    return sa.exists().where(link, table.c.personId == me).correlate(outer)
+
+
 @dataclass(frozen=True)
 class VisibleRoot(Root):
     """What the principal may see; with `writable`, only proposals not Closed/Cancelled."""
@@ -94,6 +99,12 @@ class VisibleRoot(Root):
     principal: Principal
     members_see_all_sessions: bool = True
     writable: bool = False
+    # True: test the caller's membership on each proposal or session row the statement
+    # reaches (correlated EXISTS), for statements that name their rows (an item, a
+    # visit's list: MariaDB resolves the tests once, against the one row). False: the
+    # caller's proposals or sessions as one set the statement is driven from, for
+    # lists that name nothing (else MariaDB would test every session of the site).
+    per_row: bool = True
 
     @property
     def unrestricted(self) -> bool:  # type: ignore[override]
@@ -108,6 +119,7 @@ class VisibleRoot(Root):
             len(p.beamlines) if not p.sees_all else 0,
             self.writable,
             self.members_see_all_sessions,
+            self.per_row,
         )
 
     def params(self) -> dict:
@@ -129,7 +141,12 @@ class VisibleRoot(Root):
 
     def proposal(self, proposal, t):
         p = self.principal
-        visible = None if p.sees_all else proposal.c.proposalId.in_(self._mine(t, "proposalId"))
+        if p.sees_all:
+            visible = None
+        elif self.per_row:
+            visible = self._proposal_tests(proposal, t)
+        else:
+            visible = proposal.c.proposalId.in_(self._mine(t, "proposalId"))
         if self.writable:
             open_ = sa.or_(proposal.c.state.is_(None), proposal.c.state.not_in(CLOSED_STATES))
             return open_ if visible is None else sa.and_(visible, open_)
@@ -139,10 +156,44 @@ class VisibleRoot(Root):
         p = self.principal
         if p.sees_all:
             return None if not self.writable else self._writable_session(session, t)
-        visible = session.c.sessionId.in_(self._mine(t, "sessionId"))
+        if self.per_row:
+            visible = self._session_tests(session, t)
+        else:
+            visible = session.c.sessionId.in_(self._mine(t, "sessionId"))
         if self.writable:
             return sa.and_(visible, self._writable_session(session, t))
         return visible
+
+    def _proposal_tests(self, proposal: sa.Table, t: Mapping[str, sa.Table]) -> sa.ColumnElement:
+        shp, php, ses = t["Session_has_Person"], t["ProposalHasPerson"], t["BLSession"]
+        me = self._me()
+        ors = [
+            proposal.c.personId == me,
+            _member(php, php.c.proposalId == proposal.c.proposalId, me, proposal),
+            proposal.c.proposalId.in_(
+                sa.select(ses.c.proposalId).where(
+                    ses.c.sessionId.in_(sa.select(shp.c.sessionId).where(shp.c.personId == me))
+                )
+            ),
+        ]
+        if self.principal.beamlines:
+            ors.append(
+                proposal.c.proposalId.in_(
+                    sa.select(ses.c.proposalId).where(ses.c.beamLineName.in_(self._beamlines()))
+                )
+            )
+        return sa.or_(*ors)
+
+    def _session_tests(self, session: sa.Table, t: Mapping[str, sa.Table]) -> sa.ColumnElement:
+        shp, php, prop = t["Session_has_Person"], t["ProposalHasPerson"], t["Proposal"]
+        me = self._me()
+        ors = [_member(shp, shp.c.sessionId == session.c.sessionId, me, session)]
+        if self.principal.beamlines:
+            ors.append(session.c.beamLineName.in_(self._beamlines()))
+        if self.members_see_all_sessions:
+            ors.append(_member(prop, prop.c.proposalId == session.c.proposalId, me, session))
+            ors.append(_member(php, php.c.proposalId == session.c.proposalId, me, session))
+        return sa.or_(*ors)
 
     def _mine(self, t: Mapping[str, sa.Table], column: str) -> sa.Select:
         """The ids (`proposalId` or `sessionId`) of the caller's proposals or sessions, as

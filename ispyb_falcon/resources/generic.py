@@ -51,8 +51,10 @@ class Backend:
     max_body_bytes: int
     members_see_all_sessions: bool
 
-    def read_root(self, p: Principal) -> VisibleRoot:
-        return VisibleRoot(p, self.members_see_all_sessions)
+    def read_root(self, p: Principal, per_row: bool = True) -> VisibleRoot:
+        """What the caller may read (`per_row`: see VisibleRoot; False for lists that name
+        no visit, proposal or parent)."""
+        return VisibleRoot(p, self.members_see_all_sessions, per_row=per_row)
 
     def write_root(self, p: Principal, route: Route) -> VisibleRoot:
         """Users write only in open proposals; admins and services where they can see."""

@@ -43,8 +43,8 @@ class ListReads:
         if q.search is not None and not self.route.search:
             raise bad_request(f"{self.route.path} has no text columns to search", "search")
         cols = q.fields or self.columns
-        root = self.b.read_root(p)
         scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
+        root = self.b.read_root(p, per_row=bool(scopes) or self.route.nested is not None)
         window = self.counted_with_page(q, root, scopes)
         narrowed = self.narrowed(q, root, scopes)
         shape = (q.shape, window, narrowed, root.shape, tuple((n, p[0]) for n, p in scopes.items()))
