@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,21 +53,23 @@ def read_json(req: falcon.Request, limit: int) -> Any:
 
 
 @contextlib.contextmanager
-def database_refusals() -> Iterator[None]:
+def database_refusals(where: str = "$", *, deleting: bool = False) -> Iterator[None]:
     """Around a write: what the database refuses becomes a 409 or a 422, never a 500."""
     try:
         yield
     except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-        raise integrity_error(exc) from None
+        raise integrity_error(exc, where, deleting=deleting) from None
     except sa_exc.OperationalError as exc:
         if is_connection_error(exc) or _code(exc) not in REFUSALS:
             raise
-        raise integrity_error(exc) from None
+        raise integrity_error(exc, where, deleting=deleting) from None
 
 
 # MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
 # (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
 REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
+SQLITE_FOREIGN_KEY = "FOREIGN KEY constraint failed"  # SQLite says no more, either way
+_FOREIGN_KEY_COLUMN = re.compile(r"FOREIGN KEY \(`([^`]+)`\)")
 
 
 def _code(exc: sa_exc.DBAPIError) -> int | None:
@@ -76,17 +79,33 @@ def _code(exc: sa_exc.DBAPIError) -> int | None:
     )
 
 
-def integrity_error(exc: sa_exc.DBAPIError) -> ApiError:
-    """What the database refused, said in the API's terms (never a 500)."""
+def integrity_error(exc: sa_exc.DBAPIError, where: str = "$", *, deleting: bool) -> ApiError:
+    """What the database refused, said in the API's terms (never a 500).
+
+    A foreign key the body's checks found can still fail at the database: its
+    row was deleted between the check and the write (a 422, as if it had never
+    existed). Refusing a delete because rows refer to it is a 409.
+    """
     orig = getattr(exc, "orig", None)
     code = _code(exc)
     text = str(orig) if orig is not None else str(exc)
     if code == 1062 or "UNIQUE constraint failed" in text:
         return conflict("A row with the same unique key already exists.", detail=_short(text))
-    if code in (1451,) or ("FOREIGN KEY" in text and "delete" in text.lower()):
-        return conflict("Other rows refer to this row.", detail=_short(text))
+    if code == 1451 or (deleting and SQLITE_FOREIGN_KEY in text):
+        return conflict("Other rows refer to this row.")
+    if code == 1452 or SQLITE_FOREIGN_KEY in text:
+        column = _FOREIGN_KEY_COLUMN.search(text)
+        return unprocessable(
+            "The request body names rows that cannot be used.",
+            [
+                {
+                    "path": f"{where}.{column[1]}" if column else where,
+                    "message": "names a row that does not exist (any more)",
+                }
+            ],
+        )
     return unprocessable(
-        "The database refused the values.", [{"path": "$", "message": _short(text)}]
+        "The database refused the values.", [{"path": where, "message": _short(text)}]
     )
 
 
@@ -216,7 +235,7 @@ class Creates(Writes):
         resp.text = text
 
     def insert(self, conn: sa.Connection, p: Principal, values: dict, where: str) -> dict:
-        with database_refusals():
+        with database_refusals(where):
             result = conn.execute(sa.insert(self.table).values(values))
         ids = dict(zip(self.key, result.inserted_primary_key or (), strict=False))
         key = {k: values.get(k, ids.get(k)) for k in self.key}
@@ -239,11 +258,18 @@ class Changes(Writes):
         self.update(req, resp, path, partial=False)
 
     def found(self, conn, req, p: Principal, path: dict) -> tuple[list, dict]:
-        """The row (404 if invisible), its If-Match precondition (412), then the role (403)."""
-        where = self.row_where(conn, p, path)
-        row = self.fetch(conn, where, p)
-        if row is None:
+        """The row (404 if invisible), its If-Match precondition (412), then the role (403).
+
+        The precondition is tested on the row locked for this write, as it is
+        now: of two writers sending the same ETag, the second waits for the
+        first to commit and then sees the new row (412), so neither write is lost.
+        """
+        seen = self.fetch(conn, self.row_where(conn, p, path), p)
+        if seen is None:
             raise not_found()
+        row = self.fetch(conn, self.key_where(seen), None, lock=True)
+        if row is None:
+            raise not_found()  # deleted while this request waited for the lock
         if req.if_match and not matches(req.if_match, etag_of(row)):
             raise ApiError(falcon.HTTP_412, "The row changed since you read it (If-Match).")
         needed = {"admin"} if req.method == "DELETE" else self.write_roles
@@ -288,22 +314,27 @@ class Changes(Writes):
         p = principal(req)
         with db.transaction(self.b.engine) as conn:
             where, row = self.found(conn, req, p, path)
-            full = conn.execute(sa.select(self.table).where(*where)).mappings().one()
-            refs, stmt = statements.references(
-                self.schema.referenced_by, self.b.present, dict(full)
-            )
-            if stmt is not None:
-                counts = conn.execute(stmt).one()
-                used = [
-                    {"table": r["table"], "columns": r["columns"], "count": n}
-                    for r, n in zip(refs, counts, strict=True)
-                    if n
-                ]
-                if used:
-                    raise conflict(
-                        f"Other rows refer to this {self.route.table}; delete them first.",
-                        references=used,
-                    )
-            with database_refusals():
+            full = conn.execute(sa.select(self.table).where(*where).with_for_update()).mappings()
+            used = self.referring(conn, dict(full.one()))
+            if used:
+                raise conflict(
+                    f"Other rows refer to this {self.route.table}; delete them first.",
+                    references=used,
+                )
+            with database_refusals(deleting=True):
                 conn.execute(sa.delete(self.table).where(*where))
         resp.status = falcon.HTTP_204
+
+    def referring(self, conn: sa.Connection, row: dict) -> list[dict]:
+        """The tables whose rows refer to `row`, and how many, read with share locks.
+
+        A locking read counts the rows committed while this delete waited for its
+        lock, which the transaction's first view would miss (MariaDB), and keeps
+        new ones out until the delete commits: the database would otherwise
+        cascade the delete to a row another request was told it had created.
+        """
+        used = []
+        for ref, stmt in statements.references(self.schema.referenced_by, self.b.present, row):
+            if n := conn.execute(stmt.with_for_update(read=True)).scalar():
+                used.append({"table": ref["table"], "columns": ref["columns"], "count": n})
+        return used

@@ -1,0 +1,131 @@
+"""Concurrent writers against a real server: one wins, nothing acknowledged is lost, never a 500.
+
+The module serves an app of its own with waitress on a loopback port
+(tests/servers.py), over the session's database: the SQLite demo file, or
+MariaDB with ISPYB_FALCON_TEST_DATABASE_URL. Each round releases its requests
+from threads at the same moment (a barrier), then reads back what the database
+holds. Rows are created in mx1001 and deleted again. Logins use the `dummy`
+authenticator, except where wrong passwords are needed: the `file` one.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import pytest
+
+from ispyb_falcon.app import create_app
+from ispyb_falcon.auth.passwords import set_password
+
+from .servers import Answer, Client, app_server
+
+ROUNDS = 16
+WRITERS = 4
+FILE_LOGIN = "pi_file"
+
+
+def together(*calls: Callable[[], Answer]) -> list[Answer]:
+    """Run the calls from threads released at the same moment; their answers in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], Answer]) -> Answer:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def statuses(answers: list[Answer]) -> list[int]:
+    return sorted(a.status for a in answers)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def server(settings, tmp_path_factory):
+    """The API under waitress, with a password file for the login-limit test."""
+    passwords = tmp_path_factory.mktemp("auth") / "passwords"
+    set_password(passwords, FILE_LOGIN, "right", ["user"])
+    local = settings.replace(
+        auth_authenticators=("dummy", "file"),
+        authenticator_options={"file": {"path": str(passwords)}},
+    )
+    with app_server(create_app(local), local) as base:
+        yield Client(base), local
+
+
+@pytest.fixture(scope="module")
+def admin(server) -> Client:
+    return server[0].login("admin1")
+
+
+@pytest.fixture(scope="module")
+def shipping(admin) -> int:
+    answer = admin.get("/shippings", proposal="mx1001", limit="1")
+    return answer.json["results"][0]["shippingId"]
+
+
+@pytest.fixture()
+def created(admin):
+    """Paths to delete (as admin1) when the test ends, children before parents."""
+    paths: list[str] = []
+    yield paths
+    for path in reversed(paths):
+        answer = admin.call("DELETE", path)
+        assert answer.status in (204, 404), (path, answer.text)
+
+
+def new_protein(admin: Client, created: list[str]) -> int:
+    proposal = admin.get("/proposals/mx1001").json["proposalId"]
+    answer = admin.call("POST", "/proteins", {"proposalId": proposal, "name": unique("race")})
+    assert answer.status == 201, answer.text
+    created.append(f"/proteins/{answer.json['proteinId']}")
+    return answer.json["proteinId"]
+
+
+def test_conditional_writers_one_wins_each_round_and_no_write_is_lost(admin, created):
+    """Writers sending the same If-Match: exactly one 200, the others 412, and the row
+    holds what the winner wrote (the check and the write are one step)."""
+    path = f"/proteins/{new_protein(admin, created)}"
+    for round_ in range(ROUNDS):
+        etag = admin.get(path).headers["ETag"]
+        names = [f"r{round_}w{i}" for i in range(WRITERS)]
+        answers = together(
+            *(partial(admin.call, "PATCH", path, {"acronym": n}, {"If-Match": etag}) for n in names)
+        )
+        assert statuses(answers) == [200] + [412] * (WRITERS - 1), (round_, answers)
+        (won,) = [n for n, a in zip(names, answers, strict=True) if a.status == 200]
+        stored = admin.get(path)
+        assert stored.json["acronym"] == won
+        assert stored.headers["ETag"] == next(a for a in answers if a.status == 200).headers["ETag"]
+
+
+def test_delete_update_and_a_new_child_of_one_row_leave_no_orphan(admin, created):
+    """A protein deleted while it is changed and while a crystal is created for it: no 500;
+    the crystal either exists with its protein (and the delete was refused) or was refused."""
+    for round_ in range(ROUNDS):
+        protein = new_protein(admin, created)
+        path = f"/proteins/{protein}"
+        deleted, updated, child = together(
+            partial(admin.call, "DELETE", path),
+            partial(admin.call, "PATCH", path, {"acronym": f"u{round_}"}),
+            partial(admin.call, "POST", "/crystals", {"proteinId": protein, "name": "c"}),
+        )
+        assert deleted.status in (204, 409), deleted.text
+        assert updated.status in (200, 404), updated.text
+        assert child.status in (201, 422), child.text
+        crystals = admin.get("/crystals", proteinId=str(protein)).json["results"]
+        if child.status == 201:
+            created.append(f"/crystals/{child.json['crystalId']}")
+            assert [c["crystalId"] for c in crystals] == [child.json["crystalId"]], round_
+            assert deleted.status == 409 and admin.get(path).status == 200, round_
+        else:
+            assert crystals == [], round_
+        assert (deleted.status == 204) == (admin.get(path).status == 404), round_
