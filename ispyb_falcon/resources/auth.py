@@ -15,8 +15,8 @@ from ..auth.principal import PrincipalLoader, principal
 from ..auth.ratelimit import LoginLimiter
 from ..auth.tokens import TokenService
 from ..errors import ApiError, bad_request, unauthorized, unavailable, unprocessable
+from .bodies import read_json
 from .generic import ANY
-from .writes import read_json
 
 log = logging.getLogger("ispyb_falcon.auth")
 BAD_CREDENTIALS = "Unknown login or wrong password."

@@ -9,7 +9,6 @@ and turn what the database refuses into a 409 or a 422.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,6 @@ from .. import db, serialize
 from ..auth.principal import SERVICE_ROLES, Principal, principal
 from ..errors import (
     ApiError,
-    bad_request,
     conflict,
     forbidden,
     is_connection_error,
@@ -30,26 +28,8 @@ from ..errors import (
     unprocessable,
 )
 from ..query import statements
+from .bodies import MAX_ITEMS, read_json
 from .conditional import etag_of, etag_of_text, matches
-
-MAX_BULK = 1000
-
-
-def read_json(req: falcon.Request, limit: int) -> Any:
-    """The body as JSON: 415 if it is not JSON, 413 if too large, 400 if malformed."""
-    ctype = (req.content_type or "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise ApiError(falcon.HTTP_415, "The request body must be application/json.")
-    if req.content_length is not None and req.content_length > limit:
-        raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
-    raw = req.bounded_stream.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
-    try:
-        # NaN/Infinity (and 1e999) become floats here and a 422 with their path at validation.
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"The request body is not valid JSON: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -204,9 +184,9 @@ class Creates(Writes):
         body = read_json(req, self.b.max_body_bytes)
         many = isinstance(body, list)
         items = body if many else [body]
-        if many and not 1 <= len(items) <= MAX_BULK:
+        if many and not 1 <= len(items) <= MAX_ITEMS:
             raise unprocessable(
-                "An array body must hold 1 to 1000 objects.",
+                f"An array body must hold 1 to {MAX_ITEMS} objects.",
                 [{"path": "$", "message": f"{len(items)} objects"}],
             )
         with db.transaction(self.b.engine) as conn:

@@ -1,0 +1,104 @@
+"""Bodies no client means well with: every one a JSON 4xx (API.md section 2), never a 500.
+
+Deep nesting, arrays, objects and strings past the budget of README "Request
+bodies", keys given twice, text that is not text, and bodies past the size
+limit through a real server (waitress), with or without a token.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ispyb_falcon.resources import bodies
+
+from .conftest import PREFIX
+
+LOGIN = "/auth/login"
+
+
+def post(client, path: str, text: str, headers: dict | None = None, method: str = "POST"):
+    return client.simulate_request(
+        method,
+        PREFIX + path,
+        body=text,
+        headers={**(headers or {}), "Content-Type": "application/json"},
+    )
+
+
+def is_json_error(r, status: int) -> bool:
+    """The section 2 body: JSON with a title naming the status and a description."""
+    body = r.json
+    return (
+        r.status_code == status
+        and r.headers["Content-Type"].startswith("application/json")
+        and body["title"].startswith(f"{status} ")
+        and bool(body["description"])
+    )
+
+
+@pytest.fixture()
+def admin(auth):
+    return auth("admin1")
+
+
+@pytest.fixture()
+def protein_path(client, admin):
+    r = client.simulate_get(f"{PREFIX}/proteins", params={"proposal": "mx1001"}, headers=admin)
+    return f"/proteins/{r.json['results'][0]['proteinId']}"
+
+
+def json_routes(protein_path: str) -> list[tuple[str, str, bool]]:
+    """(method, path, needs a token) of each kind of route that reads a JSON body."""
+    return [
+        ("POST", LOGIN, False),
+        ("POST", "/proteins", True),
+        ("PATCH", protein_path, True),
+        ("PUT", protein_path, True),
+        ("POST", "/proposals/mx1001/persons", True),
+    ]
+
+
+def test_deep_nesting_is_a_400_on_every_json_route(client, admin, protein_path):
+    """`[` x 1000 exhausted the parser's stack: a RecursionError and a 500, even without a token."""
+    deep = "[" * 1000 + "]" * 1000
+    for method, path, token in json_routes(protein_path):
+        r = post(client, path, deep, admin if token else None, method)
+        assert is_json_error(r, 400), (method, path, r.status_code, r.text)
+        assert f"deeper than {bodies.MAX_DEPTH}" in r.json["description"]
+
+
+def test_nesting_is_measured_before_parsing_and_brackets_in_strings_do_not_count(client, admin):
+    inside = {"login": "[{" * 100, "password": '"]}\\"[' * 100}
+    r = post(client, LOGIN, json.dumps(inside))
+    assert r.status_code == 200, r.text
+    at_limit = "[" * bodies.MAX_DEPTH + "]" * bodies.MAX_DEPTH
+    r = post(client, "/proteins", at_limit, admin)
+    assert r.status_code == 422, r.text  # parsed: an array of one array is not a protein
+    assert bodies.nesting('{"a": [1, {"b": "]]]]"}], "c": {}}') == 3
+    assert bodies.nesting('"[[["') == 0
+
+
+def test_arrays_and_objects_past_the_budget_are_a_422_with_their_path(client, admin):
+    many = bodies.MAX_ITEMS + 1
+    r = post(client, "/proteins", json.dumps({"proposalId": 1, "name": [0] * many}), admin)
+    assert is_json_error(r, 422), r.text
+    assert r.json["errors"] == [
+        {"path": "$.name", "message": f"more than {bodies.MAX_ITEMS} elements"}
+    ]
+    r = post(client, LOGIN, json.dumps({f"k{i}": 0 for i in range(many)}))
+    assert is_json_error(r, 422), r.text
+    assert r.json["errors"] == [{"path": "$", "message": f"more than {bodies.MAX_ITEMS} members"}]
+    r = post(client, "/proteins", json.dumps([{"name": "p"}] * many), admin)
+    assert is_json_error(r, 422) and [e["path"] for e in r.json["errors"]] == ["$"]
+
+
+def test_strings_past_the_budget_are_listed_with_their_path():
+    """A site may raise the body limit past the string budget; keys are strings too."""
+    long = "x" * (bodies.MAX_STRING + 1)
+    body = [{"name": long, "ok": "x" * bodies.MAX_STRING}, {long: 1}]
+    assert bodies.over_budget(body) == [
+        {"path": "$[0].name", "message": f"longer than {bodies.MAX_STRING} characters"},
+        {"path": f"$[1].{long}", "message": f"longer than {bodies.MAX_STRING} characters"},
+    ]
