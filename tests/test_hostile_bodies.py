@@ -102,3 +102,16 @@ def test_strings_past_the_budget_are_listed_with_their_path():
         {"path": "$[0].name", "message": f"longer than {bodies.MAX_STRING} characters"},
         {"path": f"$[1].{long}", "message": f"longer than {bodies.MAX_STRING} characters"},
     ]
+
+
+def test_a_key_given_twice_is_a_400_and_writes_nothing(client, admin, protein_path):
+    """The last of two values was taken silently: `{"acronym": "a", "acronym": "b"}` wrote b."""
+    before = client.simulate_get(PREFIX + protein_path, headers=admin).json
+    r = post(client, protein_path, '{"acronym": "a", "acronym": "b"}', admin, "PATCH")
+    assert is_json_error(r, 400), r.text
+    assert "'acronym'" in r.json["description"]
+    assert client.simulate_get(PREFIX + protein_path, headers=admin).json == before
+    r = post(client, "/proteins", '[{"name": "a"}, {"name": "b", "x": 1, "name": "c"}]', admin)
+    assert is_json_error(r, 400) and "'name'" in r.json["description"]
+    r = post(client, LOGIN, '{"login": "admin1", "password": "x", "login": "pi_anna"}')
+    assert is_json_error(r, 400) and "'login'" in r.json["description"]

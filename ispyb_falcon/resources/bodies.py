@@ -6,13 +6,16 @@ parser and the schema validators recurse once per level, so a body of ten
 thousand `[` would exhaust the stack (a 500) before any check ran; the nesting
 is therefore measured on the raw text first, with strings blanked out so that
 brackets inside them do not count. What parses is then held to the budget
-(arrays, objects, strings).
+(arrays, objects, strings). A key given twice in one object is refused: JSON
+leaves its meaning open, and taking the last value silently would write what
+the client may not have meant.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 
 import falcon
@@ -28,8 +31,8 @@ _BRACKET = re.compile(r"[\[\]{}]")
 
 
 def read_json(req: falcon.Request, limit: int) -> Any:
-    """The body as JSON: 415 if it is not JSON, 413 if too large, 400 if malformed or
-    nested too deep, 422 if an array, object or string exceeds the budget."""
+    """The body as JSON: 415 if it is not JSON, 413 if too large, 400 if malformed, nested
+    too deep or with a key twice, 422 if an array, object or string exceeds the budget."""
     ctype = (req.content_type or "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise ApiError(falcon.HTTP_415, "The request body must be application/json.")
@@ -46,7 +49,7 @@ def read_json(req: falcon.Request, limit: int) -> Any:
         raise bad_request(f"The request body nests arrays and objects deeper than {MAX_DEPTH}.")
     try:
         # NaN/Infinity (and 1e999) become floats here and a 422 with their path at validation.
-        body = json.loads(text)
+        body = json.loads(text, object_pairs_hook=_object)
     except ValueError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
     errors = over_budget(body)
@@ -72,6 +75,15 @@ def nesting(text: str) -> int:
         else:
             depth -= 1
     return deepest
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """One JSON object, refused (ValueError: a 400) if it names a key twice."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        twice = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise ValueError(f"the key(s) {', '.join(map(repr, twice))} given more than once")
+    return found
 
 
 def over_budget(body: Any) -> list[dict]:
