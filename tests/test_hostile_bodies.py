@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 
+import falcon.testing
 import pytest
 
+from ispyb_falcon.app import create_app
+from ispyb_falcon.auth.passwords import set_password
 from ispyb_falcon.resources import bodies
 
 from .conftest import PREFIX
@@ -115,3 +118,28 @@ def test_a_key_given_twice_is_a_400_and_writes_nothing(client, admin, protein_pa
     assert is_json_error(r, 400) and "'name'" in r.json["description"]
     r = post(client, LOGIN, '{"login": "admin1", "password": "x", "login": "pi_anna"}')
     assert is_json_error(r, 400) and "'login'" in r.json["description"]
+
+
+@pytest.fixture(scope="module")
+def password_app(settings, tmp_path_factory):
+    """The API with the `file` authenticator only (pi_anna's password is "right")."""
+    passwords = tmp_path_factory.mktemp("auth") / "passwords"
+    set_password(passwords, "pi_anna", "right", ["user"])
+    return create_app(
+        settings.replace(
+            auth_authenticators=("file",),
+            authenticator_options={"file": {"path": str(passwords)}},
+        )
+    )
+
+
+@pytest.mark.parametrize("field", ["login", "password"])
+def test_half_a_surrogate_pair_in_a_login_is_a_422_not_a_500(password_app, field):
+    """`"\\ud800"` is valid JSON but no text: the file authenticator raised UnicodeEncodeError."""
+    client = falcon.testing.TestClient(password_app)
+    body = {"login": "pi_anna", "password": "right", field: "pi\ud800"}
+    r = post(client, LOGIN, json.dumps(body))
+    assert is_json_error(r, 422), r.text
+    assert [e["path"] for e in r.json["errors"]] == [f"$.{field}"]
+    r = post(client, LOGIN, json.dumps({"login": "pi_anna", "password": "right"}))
+    assert r.status_code == 200, r.text

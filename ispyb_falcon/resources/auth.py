@@ -14,6 +14,7 @@ from ..auth.authenticators import Authenticator, AuthenticatorUnavailable, Ident
 from ..auth.principal import PrincipalLoader, principal
 from ..auth.ratelimit import LoginLimiter
 from ..auth.tokens import TokenService
+from ..catalog.store import unicode_text
 from ..errors import ApiError, bad_request, unauthorized, unavailable, unprocessable
 from .bodies import read_json
 from .generic import ANY
@@ -56,6 +57,11 @@ class Login:
         for key in ("login", "password"):
             if not isinstance(body.get(key), str) or not body.get(key):
                 errors.append({"path": f"$.{key}", "message": "a non-empty string is required"})
+                continue
+            try:  # JSON can escape half a surrogate pair; no authenticator can take it
+                unicode_text(body[key])
+            except ValueError as exc:
+                errors.append({"path": f"$.{key}", "message": str(exc)})
         for key in sorted(set(body) - {"login", "password", "plugin"}):
             errors.append({"path": f"$.{key}", "message": f"unknown field {key!r}"})
         plugin = body.get("plugin")
