@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -129,3 +130,21 @@ def test_delete_update_and_a_new_child_of_one_row_leave_no_orphan(admin, created
         else:
             assert crystals == [], round_
         assert (deleted.status == 204) == (admin.get(path).status == 404), round_
+
+
+def test_simultaneous_wrong_passwords_get_no_more_401s_than_the_limit(server):
+    """40 guesses at once: each is counted when it starts, so only `login_max_failures`
+    of them are checked (401) and the rest wait (429 with Retry-After)."""
+    client, local = server
+    limit = local[("auth", "login_max_failures")]
+    guesses = 40
+    body = partial(dict, login=FILE_LOGIN, plugin="file")
+    answers = together(
+        *(
+            partial(client.call, "POST", "/auth/login", body(password=f"wrong{i}"))
+            for i in range(guesses)
+        )
+    )
+    assert Counter(a.status for a in answers) == {401: limit, 429: guesses - limit}, answers
+    assert all(int(a.headers["Retry-After"]) > 0 for a in answers if a.status == 429)
+    assert all(a.json["title"].startswith(("401 ", "429 ")) for a in answers)
