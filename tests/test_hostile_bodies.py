@@ -7,7 +7,9 @@ limit through a real server (waitress), with or without a token.
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 
 import falcon.testing
 import pytest
@@ -17,6 +19,7 @@ from ispyb_falcon.auth.passwords import set_password
 from ispyb_falcon.resources import bodies
 
 from .conftest import PREFIX
+from .servers import Client, app_server
 
 LOGIN = "/auth/login"
 
@@ -143,3 +146,45 @@ def test_half_a_surrogate_pair_in_a_login_is_a_422_not_a_500(password_app, field
     assert [e["path"] for e in r.json["errors"]] == [f"$.{field}"]
     r = post(client, LOGIN, json.dumps({"login": "pi_anna", "password": "right"}))
     assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope="module")
+def served(app, settings):
+    """The session's app under waitress, with the options `serve` gives it."""
+    with app_server(app, settings) as base:
+        yield base
+
+
+def oversized(settings) -> bytes:
+    return json.dumps({"name": "x" * (2 * settings[("server", "max_body_bytes")])}).encode()
+
+
+@pytest.mark.parametrize(("path", "login"), [(LOGIN, None), ("/proteins", "admin1")])
+def test_a_body_over_the_limit_is_the_apis_json_413_through_waitress(served, settings, path, login):
+    """waitress refused it first, with its own text/plain 413."""
+    client = Client(served).login(login) if login else Client(served)
+    answer = client.call("POST", path, data=oversized(settings))
+    assert answer.status == 413, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json"), answer.text
+    assert answer.json["title"].startswith("413 ")
+    assert str(settings[("server", "max_body_bytes")]) in answer.json["description"]
+
+
+def test_a_chunked_body_over_the_limit_is_a_json_413_too(served, settings):
+    """Without a Content-Length the app stops reading at the limit."""
+    url = urllib.parse.urlsplit(served)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    body = oversized(settings)
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    connection.request(
+        "POST",
+        url.path + LOGIN,
+        body=chunks,
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    assert response.status == 413
+    assert response.getheader("Content-Type").startswith("application/json")
+    assert json.loads(response.read())["title"].startswith("413 ")
+    connection.close()
