@@ -54,8 +54,10 @@ def forbidden(description: str) -> ApiError:
     return ApiError(falcon.HTTP_403, description)
 
 
-def conflict(description: str, **extra: Any) -> ApiError:
-    return ApiError(falcon.HTTP_409, description, **extra)
+def conflict(
+    description: str, errors: list[dict[str, Any]] | None = None, **extra: Any
+) -> ApiError:
+    return ApiError(falcon.HTTP_409, description, errors, **extra)
 
 
 def unauthorized(description: str) -> ApiError:

@@ -3,94 +3,23 @@
 `Creates` (POST on a collection) and `Changes` (PATCH, PUT, DELETE on an item)
 validate bodies with the table's compiled schema, check foreign keys against
 what the caller may see, keep the row inside what the caller may write to,
-and turn what the database refuses into a 409 or a 422.
+and turn what the database refuses into a 409 or a 422 (refusals.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import falcon
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 
 from .. import db, serialize
 from ..auth.principal import SERVICE_ROLES, Principal, principal
-from ..errors import (
-    ApiError,
-    conflict,
-    forbidden,
-    is_connection_error,
-    not_found,
-    unprocessable,
-)
+from ..errors import ApiError, conflict, forbidden, not_found, unprocessable
 from ..query import statements
 from .bodies import MAX_ITEMS, read_json
 from .conditional import etag_of, etag_of_text, matches
-
-
-@contextlib.contextmanager
-def database_refusals(where: str = "$", *, deleting: bool = False) -> Iterator[None]:
-    """Around a write: what the database refuses becomes a 409 or a 422, never a 500."""
-    try:
-        yield
-    except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-        raise integrity_error(exc, where, deleting=deleting) from None
-    except sa_exc.OperationalError as exc:
-        if is_connection_error(exc) or _code(exc) not in REFUSALS:
-            raise
-        raise integrity_error(exc, where, deleting=deleting) from None
-
-
-# MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
-# (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
-REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
-SQLITE_FOREIGN_KEY = "FOREIGN KEY constraint failed"  # SQLite says no more, either way
-_FOREIGN_KEY_COLUMN = re.compile(r"FOREIGN KEY \(`([^`]+)`\)")
-
-
-def _code(exc: sa_exc.DBAPIError) -> int | None:
-    orig = getattr(exc, "orig", None)
-    return (
-        orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
-    )
-
-
-def integrity_error(exc: sa_exc.DBAPIError, where: str = "$", *, deleting: bool) -> ApiError:
-    """What the database refused, said in the API's terms (never a 500).
-
-    A foreign key the body's checks found can still fail at the database: its
-    row was deleted between the check and the write (a 422, as if it had never
-    existed). Refusing a delete because rows refer to it is a 409.
-    """
-    orig = getattr(exc, "orig", None)
-    code = _code(exc)
-    text = str(orig) if orig is not None else str(exc)
-    if code == 1062 or "UNIQUE constraint failed" in text:
-        return conflict("A row with the same unique key already exists.", detail=_short(text))
-    if code == 1451 or (deleting and SQLITE_FOREIGN_KEY in text):
-        return conflict("Other rows refer to this row.")
-    if code == 1452 or SQLITE_FOREIGN_KEY in text:
-        column = _FOREIGN_KEY_COLUMN.search(text)
-        return unprocessable(
-            "The request body names rows that cannot be used.",
-            [
-                {
-                    "path": f"{where}.{column[1]}" if column else where,
-                    "message": "names a row that does not exist (any more)",
-                }
-            ],
-        )
-    return unprocessable(
-        "The database refused the values.", [{"path": where, "message": _short(text)}]
-    )
-
-
-def _short(text: str) -> str:
-    return text.split("\n")[0][:300]
+from .refusals import database_refusals
 
 
 class Writes:
@@ -215,7 +144,7 @@ class Creates(Writes):
         resp.text = text
 
     def insert(self, conn: sa.Connection, p: Principal, values: dict, where: str) -> dict:
-        with database_refusals(where):
+        with database_refusals(self.schema, where):
             result = conn.execute(sa.insert(self.table).values(values))
         ids = dict(zip(self.key, result.inserted_primary_key or (), strict=False))
         key = {k: values.get(k, ids.get(k)) for k in self.key}
@@ -277,7 +206,7 @@ class Changes(Writes):
                 raise unprocessable("The request body names rows that cannot be used.", errors)
             values = {k: v for k, v in values.items() if k not in fixed}
             if values:
-                with database_refusals():
+                with database_refusals(self.schema):
                     conn.execute(sa.update(self.table).where(*where).values(values))
                 if not self.in_write_scope(conn, p, where):
                     raise unprocessable(
@@ -301,7 +230,7 @@ class Changes(Writes):
                     f"Other rows refer to this {self.route.table}; delete them first.",
                     references=used,
                 )
-            with database_refusals(deleting=True):
+            with database_refusals(self.schema, deleting=True):
                 conn.execute(sa.delete(self.table).where(*where))
         resp.status = falcon.HTTP_204
 
