@@ -8,6 +8,7 @@ and turn what the database refuses into a 409 or a 422 (refusals.py).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import falcon
@@ -42,19 +43,23 @@ class Writes:
         values, more = self.schema.check(body, partial=partial, path=where)
         return values, errors + more
 
+    @functools.cached_property
+    def references(self) -> tuple[tuple[str, str, str], ...]:
+        """(column, table, key) of each column naming a row of another table: the schema's
+        single-column foreign keys, and those the route declares without one (`refers`)."""
+        found = [
+            (fk["columns"][0], fk["references"]["table"], fk["references"]["columns"][0])
+            for fk in self.schema.foreign_keys
+            if len(fk["columns"]) == 1
+        ]
+        return tuple(found + [(v.column, v.table, v.parent_key) for v in self.route.refers])
+
     def check_foreign_keys(
         self, conn: sa.Connection, p: Principal, rows: list[tuple[str, dict]]
     ) -> list[dict]:
         """A key naming a row that does not exist or that the caller may not see is a 422."""
         errors = []
-        for fk in self.schema.foreign_keys:
-            if len(fk["columns"]) != 1:
-                continue
-            column, ref, ref_col = (
-                fk["columns"][0],
-                fk["references"]["table"],
-                fk["references"]["columns"][0],
-            )
+        for column, ref, ref_col in self.references:
             wanted = {values[column] for _, values in rows if values.get(column) is not None}
             if not wanted:
                 continue
