@@ -132,6 +132,44 @@ def test_delete_update_and_a_new_child_of_one_row_leave_no_orphan(admin, created
         assert (deleted.status == 204) == (admin.get(path).status == 404), round_
 
 
+def dewars_with(admin: Client, barcode: str) -> list[dict]:
+    return admin.get("/dewars", barCode=barcode).json["results"]
+
+
+def test_creates_with_one_unique_key_make_one_row(admin, shipping, created):
+    """Writers creating a dewar with the same barcode at once: one 201, the others 409."""
+    for round_ in range(ROUNDS):
+        barcode = unique(f"C{round_}")
+        body = {"shippingId": shipping, "barCode": barcode}
+        answers = together(*(partial(admin.call, "POST", "/dewars", body) for _ in range(WRITERS)))
+        created += [f"/dewars/{a.json['dewarId']}" for a in answers if a.status == 201]
+        assert statuses(answers) == [201] + [409] * (WRITERS - 1), (round_, answers)
+        assert len(dewars_with(admin, barcode)) == 1
+        assert all(a.json["errors"][0]["path"] == "$.barCode" for a in answers if a.status == 409)
+
+
+def test_bulk_creates_that_clash_are_each_all_or_nothing(admin, shipping, created):
+    """Arrays of dewars sharing one barcode (at different places in each): one array is
+    written whole, and of each other array no row is left."""
+    size = 6
+    for round_ in range(ROUNDS // 2):
+        shared = unique(f"S{round_}")
+        arrays = []
+        for w in range(WRITERS):
+            codes = [unique(f"B{round_}w{w}") for _ in range(size - 1)]
+            codes.insert(w % size, shared)
+            arrays.append([{"shippingId": shipping, "barCode": c} for c in codes])
+        answers = together(*(partial(admin.call, "POST", "/dewars", body) for body in arrays))
+        for answer in answers:
+            if answer.status == 201:
+                created += [f"/dewars/{row['dewarId']}" for row in answer.json]
+        assert statuses(answers) == [201] + [409] * (WRITERS - 1), (round_, answers)
+        for body, answer in zip(arrays, answers, strict=True):
+            stored = sum(len(dewars_with(admin, d["barCode"])) for d in body)
+            assert stored == (size if answer.status == 201 else 1)  # 1: the winner's shared one
+        assert len(dewars_with(admin, shared)) == 1
+
+
 def test_simultaneous_wrong_passwords_get_no_more_401s_than_the_limit(server):
     """40 guesses at once: each is counted when it starts, so only `login_max_failures`
     of them are checked (401) and the rest wait (429 with Retry-After)."""
