@@ -10,18 +10,24 @@ authenticator, except where wrong passwords are needed: the `file` one.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+import falcon.testing
 import pytest
+import sqlalchemy as sa
 
+from ispyb_falcon import db
 from ispyb_falcon.app import create_app
 from ispyb_falcon.auth.passwords import set_password
 
+from .conftest import PREFIX
 from .servers import Answer, Client, app_server
 
 ROUNDS = 16
@@ -186,3 +192,53 @@ def test_simultaneous_wrong_passwords_get_no_more_401s_than_the_limit(server):
     assert Counter(a.status for a in answers) == {401: limit, 429: guesses - limit}, answers
     assert all(int(a.headers["Retry-After"]) > 0 for a in answers if a.status == 429)
     assert all(a.json["title"].startswith(("401 ", "429 ")) for a in answers)
+
+
+@contextlib.contextmanager
+def holding_the_lock(database_url: str, protein: int) -> Iterator[None]:
+    """Another client holding the protein's row (MariaDB) or the write lock (SQLite)."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        holder = sqlite3.connect(url.database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1 FROM Protein WHERE proteinId = %s FOR UPDATE", (protein,))
+        yield
+        conn.rollback()
+    engine.dispose()
+
+
+def test_a_write_kept_waiting_for_a_lock_is_a_503_and_changes_nothing(
+    settings, database_url, admin, created
+):
+    """Past SQLite's busy timeout or MariaDB's lock wait timeout: a 503 to retry, not a 500."""
+    protein = new_protein(admin, created)
+    local = settings.replace(database_connect_timeout=1)  # SQLite's busy timeout
+    engine = db.make_engine(local)
+    if engine.dialect.name != "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _wait_one_second(dbapi_conn, _record) -> None:
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+
+    client = falcon.testing.TestClient(create_app(local, engine=engine))
+    token = client.simulate_post(
+        f"{PREFIX}/auth/login", json={"login": "admin1", "password": "x"}
+    ).json["token"]
+    path = f"{PREFIX}/proteins/{protein}"
+    with holding_the_lock(database_url, protein):
+        r = client.simulate_patch(
+            path, json={"acronym": "waited"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] and r.json["title"].startswith("503 ")
+    assert admin.get(f"/proteins/{protein}").json["acronym"] is None
+    engine.dispose()
