@@ -44,7 +44,7 @@ class Writes:
         return values, errors + more
 
     @functools.cached_property
-    def references(self) -> tuple[tuple[str, str, str], ...]:
+    def row_references(self) -> tuple[tuple[str, str, str], ...]:
         """(column, table, key) of each column naming a row of another table: the schema's
         single-column foreign keys, and those the route declares without one (`refers`)."""
         found = [
@@ -59,7 +59,7 @@ class Writes:
     ) -> list[dict]:
         """A key naming a row that does not exist or that the caller may not see is a 422."""
         errors = []
-        for column, ref, ref_col in self.references:
+        for column, ref, ref_col in self.row_references:
             wanted = {values[column] for _, values in rows if values.get(column) is not None}
             if not wanted:
                 continue
@@ -228,8 +228,8 @@ class Changes(Writes):
         p = principal(req)
         with db.transaction(self.b.engine) as conn:
             where, row = self.found(conn, req, p, path)
-            full = conn.execute(sa.select(self.table).where(*where).with_for_update()).mappings()
-            used = self.referring(conn, dict(full.one()))
+            full = conn.execute(sa.select(self.table).where(*where).with_for_update())
+            used = self.referring(conn, dict(full.mappings().one()))
             if used:
                 raise conflict(
                     f"Other rows refer to this {self.route.table}; delete them first.",
