@@ -64,8 +64,10 @@ def server(settings, tmp_path_factory):
         auth_authenticators=("dummy", "file"),
         authenticator_options={"file": {"path": str(passwords)}},
     )
-    with app_server(create_app(local), local) as base:
+    engine = db.make_engine(local)
+    with app_server(create_app(local, engine=engine), local) as base:
         yield Client(base), local
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
