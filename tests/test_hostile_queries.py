@@ -2,13 +2,18 @@
 
 Integers past 64 bits and LIKE patterns past SQLite's limit were 500s on the
 SQLite demo (its driver cannot bind them, its LIKE refuses them) where MariaDB
-answered; both now give the same answer.
+answered; both now give the same answer. So do paging cursors, which anyone
+can make: one holding a value no row could hold is a 400.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
+from ispyb_falcon.query import keyset
 from ispyb_falcon.query.params import MAX_MATCH_TEXT
 
 from .conftest import PREFIX
@@ -66,3 +71,23 @@ def test_match_text_past_the_limit_is_a_400_and_at_the_limit_matches_nothing(get
     assert r.json["parameter"] == name
     r = get("/samples", **{name: "%_" * (MAX_MATCH_TEXT // 2)})
     assert r.status_code == 200 and r.json["total"] == 0, r.text
+
+
+def crafted_cursor(table: str, value) -> str:
+    """A cursor of the right query holding `value`, as anyone can make one (it is not signed)."""
+    text = json.dumps({"q": keyset.digest(table, {}), "v": [value]})
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [10**30, -(2**63) - 1, [1], {"n": "NaN"}, float("inf"), {"td": 1e20}],
+    ids=["int past 64 bits", "int below 64 bits", "list", "NaN", "infinity", "huge duration"],
+)
+def test_a_crafted_cursor_no_row_could_hold_is_a_400(get, value):
+    """Its value was bound as it came: a 500 from the driver."""
+    r = get("/samples", after=crafted_cursor("BLSample", value))
+    assert r.status_code == 400, r.text
+    assert r.json["parameter"] == "after"
+    first = get("/samples", limit="1").json
+    assert get("/samples", after=first["next"]).status_code == 200

@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalog.store import TableSchema, base_type, parse_date, parse_datetime, parse_time
+from ..catalog.store import (
+    INT64,
+    TableSchema,
+    base_type,
+    parse_date,
+    parse_datetime,
+    parse_time,
+)
 from ..errors import bad_request
 from . import keyset
 from .operators import NEVER, OPERATORS, Operator
@@ -78,9 +85,6 @@ class ListQuery:
         )
 
 
-# What any database binds as an integer: SQLite's driver cannot bind more than
-# 64 bits (OverflowError), where MariaDB compared such a value as a decimal.
-INTEGERS = range(-(2**63), 2**63)
 # Longest text a [like] filter or a search may match: a substring longer than any
 # column holds finds nothing, and SQLite refuses LIKE patterns past 50,000 bytes.
 MAX_MATCH_TEXT = 1000
@@ -88,7 +92,7 @@ MAX_MATCH_TEXT = 1000
 
 def _int(text: str) -> int:
     n = int(text.strip())
-    if n not in INTEGERS:
+    if n not in INT64:
         raise ValueError("beyond a 64-bit integer")
     return n
 
