@@ -19,6 +19,7 @@ from . import __version__
 from .config import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+BODY_READ_FACTOR = 4  # see waitress_options
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -37,7 +38,9 @@ def waitress_options(settings: Settings) -> dict:
     """How `serve` and `demo` run waitress (the benchmark runs its servers the same way)."""
     return {
         "threads": settings[("server", "threads")],
-        "max_request_body_size": settings[("server", "max_body_bytes")] + 1024,
+        # waitress reads bodies up to four times the app's limit, so the app answers those
+        # past it with the API's JSON 413; larger ones get waitress's own (plain text) 413.
+        "max_request_body_size": BODY_READ_FACTOR * settings[("server", "max_body_bytes")],
         "ident": "ispyb-falcon",
         "clear_untrusted_proxy_headers": True,
         # Flush exports to the client early: waitress buffers 16 MB per connection by default,

@@ -4,6 +4,10 @@ On MariaDB a connection reads in autocommit mode: a list is a page and a count, 
 neither needs a transaction, so none is opened and none is rolled back when the
 connection returns to the pool. Writes run in `transaction(engine)`, which switches
 the connection to the server's transactional isolation level for the duration.
+On SQLite a write transaction takes the database's write lock when it begins
+(`BEGIN IMMEDIATE`), so that what it reads before writing (an ETag, the rows that
+refer to the row it deletes) cannot change before it commits; MariaDB writes lock
+the rows they read with `SELECT ... FOR UPDATE` instead (resources/writes.py).
 A pooled connection that has been idle for a while is pinged before it is handed
 out; a busy server reuses connections within milliseconds and pays nothing.
 """
@@ -21,6 +25,7 @@ from . import serialize
 from .config import Settings
 
 READS_AUTOCOMMIT = "ispyb_reads_autocommit"  # engine execution option (see transaction())
+WRITES = "ispyb_writes"  # connection execution option: this transaction writes (see transaction())
 PING_WHEN_IDLE_SECONDS = 1.0
 
 
@@ -36,9 +41,18 @@ def make_engine(settings: Settings, url: str | None = None) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            # The driver would open its transactions itself, only before the first write:
+            # a read-then-write (If-Match) would read outside the write's lock. It opens
+            # none now; `_sqlite_begin` does, when SQLAlchemy begins one.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: sa.Connection) -> None:
+            writes = conn.get_execution_options().get(WRITES)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
         return engine
     options: dict = {"pool_pre_ping": True}
@@ -96,8 +110,12 @@ def ping_when_idle(engine: sa.Engine, seconds: float) -> None:
 
 @contextmanager
 def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """One transaction: everything inside commits together, or nothing does."""
+    """One transaction: everything inside commits together, or nothing does.
+
+    On SQLite it holds the write lock from its first statement to its commit.
+    """
     with engine.connect() as conn:
+        conn.execution_options(**{WRITES: True})
         if engine.get_execution_options().get(READS_AUTOCOMMIT):
             # The server's own level (InnoDB: REPEATABLE READ, or the site's setting),
             # for this connection until it returns to the pool.

@@ -54,8 +54,10 @@ def forbidden(description: str) -> ApiError:
     return ApiError(falcon.HTTP_403, description)
 
 
-def conflict(description: str, **extra: Any) -> ApiError:
-    return ApiError(falcon.HTTP_409, description, **extra)
+def conflict(
+    description: str, errors: list[dict[str, Any]] | None = None, **extra: Any
+) -> ApiError:
+    return ApiError(falcon.HTTP_409, description, errors, **extra)
 
 
 def unauthorized(description: str) -> ApiError:
@@ -87,13 +89,30 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, sa_exc.TimeoutError)
 
 
+# MariaDB gave up waiting for a row lock (1205), or chose this transaction as a
+# deadlock's victim (1213); SQLite waited its busy timeout for the write lock.
+BUSY_CODES = (1205, 1213)
+SQLITE_BUSY = "database is locked"
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when the database rolled the transaction back because others held its locks."""
+    orig = getattr(exc, "orig", None)
+    if not isinstance(exc, sa_exc.OperationalError) or orig is None:
+        return False
+    return (bool(orig.args) and orig.args[0] in BUSY_CODES) or SQLITE_BUSY in str(orig)
+
+
 def handle_database_error(
     req: falcon.Request, resp: falcon.Response, exc: sa_exc.SQLAlchemyError, params: dict
 ) -> None:
-    """Outages become 503; anything else is a bug in the server, logged as such."""
+    """Outages and lock contention become 503; anything else is a bug in the server, logged as such."""
     if is_connection_error(exc):
         log.warning("database unavailable (request %s): %s", _rid(req), exc.__class__.__name__)
         raise unavailable()
+    if is_busy(exc):
+        log.warning("database busy (request %s): %s", _rid(req), str(exc.orig).splitlines()[0])
+        raise unavailable("The database is busy with other writes; nothing was changed. Try again.")
     handle_unexpected(req, resp, exc, params)
 
 

@@ -24,7 +24,7 @@ from ispyb_falcon.auth.passwords import (
     set_password,
     verify_password,
 )
-from ispyb_falcon.auth.ratelimit import LoginLimiter
+from ispyb_falcon.auth.ratelimit import LoginLimiter, TooManyFailures
 
 FAST = passwords.MIN_ITERATIONS  # the cheapest count the file accepts, to keep tests quick
 
@@ -378,10 +378,10 @@ def test_login_case_does_not_dodge_the_limit(clock):
 
 
 def test_success_resets_the_pair(clock):
-    limiter = LoginLimiter(max_failures=3, window_seconds=60, clock=clock)
+    limiter = LoginLimiter(max_failures=4, window_seconds=60, clock=clock)
     for _ in range(3):
         limiter.failed("alice", "a")
-    limiter.succeeded("alice", "a")
+    limiter.succeeded(limiter.attempt("alice", "a"))
     assert limiter.retry_after("alice", "a") is None
     limiter.failed("alice", "a")
     assert limiter.retry_after("alice", "a") is None
@@ -410,11 +410,28 @@ def test_spraying_one_address_over_many_logins(clock):
 
 
 def test_success_does_not_reset_the_address_counter(clock):
-    limiter = LoginLimiter(max_failures=1, window_seconds=60, clock=clock)
-    for i in range(4):
+    limiter = LoginLimiter(max_failures=2, window_seconds=60, clock=clock)  # 8 per address
+    for i in range(7):
         limiter.failed(f"user{i}", "a")
-    limiter.succeeded("user0", "a")
+    limiter.succeeded(limiter.attempt("user0", "a"))
+    assert limiter.retry_after("other", "a") is None  # the success took back only itself
+    limiter.failed("user7", "a")
     assert limiter.retry_after("other", "a") == 60
+
+
+def test_an_attempt_counts_as_failed_from_its_start(clock):
+    """Simultaneous attempts: each is counted before the next is checked."""
+    limiter = LoginLimiter(max_failures=2, window_seconds=60, clock=clock)
+    first = limiter.attempt("alice", "a")
+    limiter.attempt("alice", "a")
+    with pytest.raises(TooManyFailures) as blocked:
+        limiter.attempt("alice", "a")  # the two before are still being checked
+    assert blocked.value.seconds == 60
+    limiter.withdraw(first)  # e.g. the authenticator was unreachable
+    clock.now += 1
+    limiter.succeeded(limiter.attempt("alice", "a"))
+    assert limiter.retry_after("alice", "a") is None
+    assert len(limiter) == 1  # only the address keeps the second attempt's failure
 
 
 def test_memory_is_capped(clock):

@@ -1,13 +1,17 @@
 """Contract fuzzing: schemathesis drives every operation of /openapi.json in-process.
 
-Every operation of the document is fuzzed twice, as a user (`pi_anna`) and as
-an admin (`admin1`), with a fixed seed and a bounded number of examples per
-operation. Each response must not be a 5xx, must carry a documented status
+Every operation of the document is fuzzed as a user (`pi_anna`) and as an
+admin (`admin1`), each with two seeds and a bounded number of examples per
+operation: a fixed seed, so that every run makes the same requests, and a
+seed drawn for this run, so that CI explores further each time. The run's
+seed is printed (and named in a failure's report); `ISPYB_FALCON_FUZZ_SEED=<seed>`
+replays it. Each response must not be a 5xx, must carry a documented status
 code, and must match the documented schema. The test counts the requests it
-makes and fails below `MIN_REQUESTS` per run. Each failing operation is
-reported with a curl command for its shrunk example; every operation runs
-even when others fail. `ISPYB_FALCON_FUZZ_SEED` and `ISPYB_FALCON_FUZZ_EXAMPLES`
-explore further than CI does (fuzz_hooks.py steers keys to existing rows).
+makes and fails below `MIN_REQUESTS` per run of the fixed seed. Each failing
+operation is reported with a curl command for its shrunk example; every
+operation runs even when others fail. `ISPYB_FALCON_FUZZ_EXAMPLES` and
+`ISPYB_FALCON_FUZZ_RUN_EXAMPLES` explore further than CI does (fuzz_hooks.py
+steers keys to existing rows).
 
 Fuzzing writes (admins create, change and delete rows), so it runs on an app
 of its own over a database of its own: a fresh demo SQLite file, or a scratch
@@ -18,6 +22,7 @@ The session's `app` and database, used by the other modules, are not touched.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections import Counter
 
@@ -42,9 +47,14 @@ from ispyb_falcon.demo.sqlite import create_demo_database
 from . import fuzz_hooks
 from .conftest import MARIADB_URL, PREFIX, reachable, scratch_database
 
-SEED = int(os.environ.get("ISPYB_FALCON_FUZZ_SEED", "20260524"))
-EXAMPLES = int(os.environ.get("ISPYB_FALCON_FUZZ_EXAMPLES", "25"))  # per operation and role
-MIN_REQUESTS = 5000  # per run, users and admins together
+FIXED_SEED = 20260524
+RUN_SEED = int(os.environ.get("ISPYB_FALCON_FUZZ_SEED") or secrets.randbelow(2**32))
+SEEDS = {  # name -> (seed, examples per operation and role)
+    "fixed": (FIXED_SEED, int(os.environ.get("ISPYB_FALCON_FUZZ_EXAMPLES", "25"))),
+    "run": (RUN_SEED, int(os.environ.get("ISPYB_FALCON_FUZZ_RUN_EXAMPLES", "10"))),
+}
+REPLAY = f"ISPYB_FALCON_FUZZ_SEED={RUN_SEED} pytest tests/test_fuzz_contract.py"
+MIN_REQUESTS = 5000  # per run of the fixed seed, users and admins together
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 # A failed check raises an AssertionError, or a FailureGroup (a BaseExceptionGroup) of them.
 FAILURES = (Exception, BaseExceptionGroup)
@@ -53,7 +63,6 @@ LOGINS = {"user": "pi_anna", "admin": "admin1"}
 FUZZ_DATABASE = "ispyb_fuzz"  # scratch database next to the MariaDB test database
 
 FUZZ_SETTINGS = settings(
-    max_examples=EXAMPLES,
     derandomize=True,
     database=None,
     deadline=None,
@@ -132,15 +141,17 @@ def tally() -> Counter:
     return Counter()
 
 
-def _fuzz_operation(operation, headers: dict[str, str], statuses: Counter, found: dict) -> None:
+def _fuzz_operation(
+    operation, headers: dict[str, str], seeded: tuple[int, int], statuses: Counter, found: dict
+) -> None:
     """Fuzz one operation with valid and invalid data; keep the last (shrunk) failure."""
     cases = st.one_of(
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
     )
 
-    @FUZZ_SETTINGS
-    @seed(SEED)
+    @settings(FUZZ_SETTINGS, max_examples=seeded[1])
+    @seed(seeded[0])
     @given(case=cases)
     def run(case):
         response = case.call(headers=headers)
@@ -170,32 +181,37 @@ def _report(found: dict, headers: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.parametrize("seeds", SEEDS)
 @pytest.mark.parametrize("role", ["user", "admin"])
-def test_contract(role, fuzz_schema, fuzz_tokens, tally, capsys):
-    """Every operation, as this role: no 5xx, documented status codes and schemas."""
+def test_contract(role, seeds, fuzz_schema, fuzz_tokens, tally, capsys):
+    """Every operation, as this role, with this seed: no 5xx, documented status codes and schemas."""
+    seeded = SEEDS[seeds]
     headers = fuzz_tokens[role]
     statuses: Counter[int] = Counter()
     found: dict = {}
+    replay = f" (replay: {REPLAY})" if seeds == "run" else ""
+    with capsys.disabled():
+        print(f"\ncontract fuzzing as {LOGINS[role]}, {seeds} seed {seeded[0]}{replay}")
     started = time.perf_counter()
     for result in fuzz_schema.get_all_operations():
-        _fuzz_operation(result.ok(), headers, statuses, found)
-    tally[role] = statuses.total()
-    tally[f"{role} seconds"] = seconds = time.perf_counter() - started
+        _fuzz_operation(result.ok(), headers, seeded, statuses, found)
+    tally[seeds] += statuses.total()
+    tally[f"{seeds} seconds"] += (seconds := time.perf_counter() - started)
     with capsys.disabled():
         print(
-            f"\ncontract fuzzing as {LOGINS[role]}: {statuses.total()} requests in {seconds:.0f} s; "
+            f"contract fuzzing as {LOGINS[role]}: {statuses.total()} requests in {seconds:.0f} s; "
             + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
         )
-    assert not found, _report(found, headers)
+    assert not found, f"{seeds} seed {seeded[0]}{replay}\n" + _report(found, headers)
 
 
 def test_contract_request_count(tally, capsys):
     """Enough requests, users and admins together (a run that broke off early made fewer)."""
-    total = tally["user"] + tally["admin"]
-    seconds = tally["user seconds"] + tally["admin seconds"]
     with capsys.disabled():
-        print(
-            f"\ncontract fuzzing: {total} requests in {seconds:.0f} s, seed {SEED}, "
-            f"up to {EXAMPLES} examples per operation and role"
-        )
-    assert total >= MIN_REQUESTS
+        for name, (value, examples) in SEEDS.items():
+            print(
+                f"\ncontract fuzzing: {tally[name]} requests in {tally[f'{name} seconds']:.0f} s, "
+                f"{name} seed {value}, up to {examples} examples per operation and role"
+            )
+    assert tally["fixed"] >= MIN_REQUESTS
+    assert tally["run"] > 0

@@ -121,8 +121,9 @@ class PrincipalLoader:
 
     def principal(self, claims: dict) -> Principal:
         """The caller of a verified token: built once, then reused while its lookup is fresh."""
-        limited = claims.get("beamlines")
-        key = (claims["sub"], tuple(claims.get("roles", ())), tuple(limited or ()), claims["exp"])
+        limited = claims.get("beamlines")  # absent: no limit; a list, even empty: only those
+        limit = None if limited is None else tuple(limited)
+        key = (claims["sub"], tuple(claims.get("roles", ())), limit, claims["exp"])
         hit = self._principals.get(key)
         if hit and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
@@ -133,7 +134,7 @@ class PrincipalLoader:
             person_id=person_id,
             permissions=permissions,
             staff_beamlines=self.staff_for(permissions),
-            service_beamlines=frozenset(limited) if limited else None,
+            service_beamlines=None if limit is None else frozenset(limit),
             expires_at=int(claims.get("exp", 0)),
         )
         with self._lock:

@@ -35,6 +35,10 @@ MIN_RSA_BITS = 2048
 # A bearer token is a few hundred bytes; refuse anything absurd before parsing it.
 MAX_TOKEN_LENGTH = 8192
 VERIFIED_TOKENS = 4096  # remembered verified tokens (a few hundred bytes each)
+# Times in claims are whole seconds up to the end of year 9999, the last a date
+# (`expiresAt`) can show; PyJWT also takes "1700000000" or 1e20.
+TIMES = range(0, 253402300800)
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class InvalidToken(Exception):
@@ -197,6 +201,10 @@ def _check_claim_types(claims: dict) -> None:
     """Refuse claims our own `issue` would never write, so callers can trust the types."""
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise InvalidToken("bad sub claim")
+    for name in TIME_CLAIMS:
+        value = claims.get(name, 0)
+        if type(value) is not int or value not in TIMES:  # bool is an int too
+            raise InvalidToken(f"{name} must be whole seconds since 1970, up to year 9999")
     roles = claims.get("roles")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise InvalidToken("roles must be a list of strings")

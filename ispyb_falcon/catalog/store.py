@@ -46,6 +46,9 @@ _DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _TIME = re.compile(r"^(-?)(\d{1,3}):(\d{2})(?::(\d{2}))?$")
 TIME_MAX_SECONDS = 838 * 3600 + 59 * 60 + 59  # MySQL TIME: -838:59:59 .. 838:59:59
+# The integers every database here binds: SQLite's driver cannot bind more than
+# 64 bits (OverflowError), where MariaDB would compare the value as a decimal.
+INT64 = range(-(2**63), 2**63)
 
 
 def parse_datetime(text: str) -> dt.datetime:

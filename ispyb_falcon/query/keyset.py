@@ -20,10 +20,13 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+
+from ..catalog.store import INT64
 
 # Parameters that choose which page or how it is shown, not which rows are listed:
 # a cursor stays valid across them.
@@ -80,14 +83,31 @@ def encode(query_digest: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def _bindable(v: Any) -> Any:
+    """A sort value a row can hold; a crafted one no driver binds (a list, an integer past
+    64 bits, NaN) is refused here rather than failing in the database (a 500)."""
+    if isinstance(v, list | dict) or (isinstance(v, int) and v not in INT64):
+        raise ValueError("bad value")
+    if isinstance(v, float | decimal.Decimal) and not math.isfinite(v):
+        raise ValueError("bad value")
+    return v
+
+
 def decode(cursor: str, query_digest: str, width: int) -> tuple[Any, ...]:
     """The sort values a cursor holds; ValueError if it is not one of this query's."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        values = tuple(_untagged(v) for v in data["v"])
+        values = tuple(_bindable(_untagged(v)) for v in data["v"])
         mine = data["q"] == query_digest
-    except (ValueError, KeyError, TypeError, binascii.Error, decimal.InvalidOperation):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OverflowError,
+        binascii.Error,
+        decimal.InvalidOperation,
+    ):
         raise ValueError("not a cursor of this API") from None
     if not mine or len(values) != width:
         raise ValueError("a cursor of another query (other filters, order or table)")

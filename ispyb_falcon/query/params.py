@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalog.store import TableSchema, base_type, parse_date, parse_datetime, parse_time
+from ..catalog.store import (
+    INT64,
+    TableSchema,
+    base_type,
+    parse_date,
+    parse_datetime,
+    parse_time,
+)
 from ..errors import bad_request
 from . import keyset
 from .operators import NEVER, OPERATORS, Operator
@@ -78,8 +85,22 @@ class ListQuery:
         )
 
 
+# Longest text a [like] filter or a search may match: a substring longer than any
+# column holds finds nothing, and SQLite refuses LIKE patterns past 50,000 bytes.
+MAX_MATCH_TEXT = 1000
+
+
 def _int(text: str) -> int:
-    return int(text.strip())
+    n = int(text.strip())
+    if n not in INT64:
+        raise ValueError("beyond a 64-bit integer")
+    return n
+
+
+def _match_text(name: str, raw: str) -> str:
+    if len(raw) > MAX_MATCH_TEXT:
+        raise bad_request(f"{name} may hold at most {MAX_MATCH_TEXT} characters", name)
+    return raw
 
 
 def _float(text: str) -> float:
@@ -164,7 +185,7 @@ def parse_list_query(
                 )
             q.fields = list(dict.fromkeys(wanted))
         elif name == "search":
-            q.search = raw
+            q.search = _match_text(name, raw)
         elif name == "count":
             if raw not in COUNTS:
                 raise bad_request(f"count must be one of {', '.join(COUNTS)}, got {raw!r}", name)
@@ -206,6 +227,7 @@ def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> C
             raise bad_request(f"{name} must be true or false, got {raw!r}", name)
         return Condition(column, op, raw == "true")
     if op.text:
+        raw = _match_text(name, raw)
         if base_type(table.sql_type(column)) in ("datetime", "timestamp"):
             raw = raw.replace("T", " ")  # served with a T, stored (and cast to text) with a space
         return Condition(column, op, raw)

@@ -344,9 +344,13 @@ def bind_values(plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
 
 def references(
     referenced_by: Sequence[dict], present: set[str], row: dict
-) -> tuple[list[dict], sa.Select | None]:
-    """One statement counting, for every table that refers to this row, how many rows do."""
-    found, counts = [], []
+) -> list[tuple[dict, sa.Select]]:
+    """For every table that refers to this row, a statement counting how many rows do.
+
+    One statement per table, so that a delete can read each with a share lock
+    (MariaDB takes no lock inside a scalar subquery).
+    """
+    found = []
     for ref in referenced_by:
         if ref["table"] not in present:
             continue
@@ -357,15 +361,5 @@ def references(
                 for c, k in zip(ref["columns"], ref["references"], strict=True)
             )
         )
-        label = f"r{len(counts)}"
-        counts.append(
-            sa.select(sa.func.count())
-            .select_from(ref_table)
-            .where(match)
-            .scalar_subquery()
-            .label(label)
-        )
-        found.append(ref)
-    if not counts:
-        return [], None
-    return found, sa.select(*counts)
+        found.append((ref, sa.select(sa.func.count()).select_from(ref_table).where(match)))
+    return found

@@ -12,11 +12,12 @@ import falcon
 from .. import serialize
 from ..auth.authenticators import Authenticator, AuthenticatorUnavailable, Identity
 from ..auth.principal import PrincipalLoader, principal
-from ..auth.ratelimit import LoginLimiter
+from ..auth.ratelimit import LoginLimiter, TooManyFailures
 from ..auth.tokens import TokenService
+from ..catalog.store import unicode_text
 from ..errors import ApiError, bad_request, unauthorized, unavailable, unprocessable
+from .bodies import read_json
 from .generic import ANY
-from .writes import read_json
 
 log = logging.getLogger("ispyb_falcon.auth")
 BAD_CREDENTIALS = "Unknown login or wrong password."
@@ -56,6 +57,11 @@ class Login:
         for key in ("login", "password"):
             if not isinstance(body.get(key), str) or not body.get(key):
                 errors.append({"path": f"$.{key}", "message": "a non-empty string is required"})
+                continue
+            try:  # JSON can escape half a surrogate pair; no authenticator can take it
+                unicode_text(body[key])
+            except ValueError as exc:
+                errors.append({"path": f"$.{key}", "message": str(exc)})
         for key in sorted(set(body) - {"login", "password", "plugin"}):
             errors.append({"path": f"$.{key}", "message": f"unknown field {key!r}"})
         plugin = body.get("plugin")
@@ -98,19 +104,23 @@ class Login:
 
     def login(self, req, resp, login: str, password: str, plugin: str | None) -> None:
         address = req.remote_addr or "-"
-        wait = self.limiter.retry_after(login, address)
-        if wait:
+        try:
+            attempt = self.limiter.attempt(login, address)  # counted as failed until it succeeds
+        except TooManyFailures as exc:
             raise ApiError(
                 falcon.HTTP_429,
                 "Too many failed logins; try again later.",
-                headers={"Retry-After": str(wait)},
-            )
-        identity = self.authenticate(login, password, plugin)
+                headers={"Retry-After": str(exc.seconds)},
+            ) from None
+        try:
+            identity = self.authenticate(login, password, plugin)
+        except BaseException:
+            self.limiter.withdraw(attempt)  # no answer about the password (e.g. a 503)
+            raise
         if identity is None:
-            self.limiter.failed(login, address)
             log.info("failed login for %r from %s", login, address)
             raise unauthorized(BAD_CREDENTIALS)
-        self.limiter.succeeded(login, address)
+        self.limiter.succeeded(attempt)
         token, expires = self.tokens.issue(identity.login, identity.roles)
         who = self.principals.principal(
             {"sub": identity.login, "roles": list(identity.roles), "exp": expires}

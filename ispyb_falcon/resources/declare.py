@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..query.statements import Search
-from ..query.visibility import Hang
+from ..query.visibility import Hang, Via
 
 Match = Callable[[Mapping[str, sa.Table], str], sa.ColumnElement | None]
 
@@ -39,6 +39,10 @@ class Route:
     item: bool = True  # serve /path/{id}
     match: Match | None = None  # other id forms than the integer key (proposal names, visits)
     nested: Nested | None = None
+    # Columns that name rows of another table with no foreign key in the database to
+    # say so (Protein.personId): a body may name only rows the caller may see, as with
+    # the schema's foreign keys. `Via(column, table, key)`: the column points at table.key.
+    refers: tuple[Via, ...] = ()
     module: str = ""
 
     @property

@@ -27,6 +27,10 @@ ROUTES = routes(
         visit's collections.""",
         writers=ACQUISITION,
         search=("imagePrefix", "comments", "imageDirectory"),
+        refers=(
+            Via("SESSIONID", "BLSession", "sessionId"),
+            Via("BLSAMPLEID", "BLSample", "blSampleId"),
+        ),
     ),
     Route(
         "Image",
@@ -46,6 +50,7 @@ ROUTES = routes(
         list only).""",
         writers=writers("processing"),
         item=False,
+        refers=(Via("autoProcProgramId", "AutoProcProgram"),),
     ),
     Route(
         "EnergyScan",

@@ -147,10 +147,20 @@ class Resource:
             raise not_found()
         return [where]
 
-    def fetch(self, conn: sa.Connection, where: list, p: Principal) -> dict | None:
-        stmt = sa.select(*statements.columns(self.table, self.columns)).where(
-            *where, *self.visible(p)
-        )
+    def fetch(
+        self, conn: sa.Connection, where: list, p: Principal | None, *, lock: bool = False
+    ) -> dict | None:
+        """The row, if `p` may see it (any row with None).
+
+        `lock`: the row as it is now rather than as the transaction first saw it,
+        locked until the transaction ends (`FOR UPDATE`; SQLite's write
+        transactions hold the whole database already).
+        """
+        stmt = sa.select(*statements.columns(self.table, self.columns)).where(*where)
+        if p is not None:
+            stmt = stmt.where(*self.visible(p))
+        if lock:
+            stmt = stmt.with_for_update()
         row = conn.execute(stmt).mappings().first()
         return None if row is None else serialize.row(row, self.columns)
 

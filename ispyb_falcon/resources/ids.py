@@ -21,6 +21,7 @@ Parsed = tuple[str, dict]  # (kind, values)
 
 
 def integer(text: str) -> int | None:
+    """A key or a visit number: at most 18 ASCII digits, which any database binds."""
     return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
@@ -39,7 +40,9 @@ def parse_session(text: str) -> Parsed | None:
     m = _VISIT.match(text)
     if not m or (proposal := parse_proposal(m.group(1))) is None:
         return None
-    return "visit", {**proposal[1], "visit": int(m.group(2))}
+    if (visit := integer(m.group(2))) is None:
+        return None  # no visit has a number past 64 bits (SQLite could not even bind it)
+    return "visit", {**proposal[1], "visit": visit}
 
 
 def _bind(prefix: str, values: dict, name: str):

@@ -25,6 +25,7 @@ ROUTES = routes(
         One run of a processing pipeline (command line, status, timings).""",
         writers=PROCESSING,
         search=("processingPrograms", "processingMessage"),
+        refers=(Via("processingPipelineId", "ProcessingPipeline"),),
     ),
     Route(
         "AutoProcIntegration",

@@ -22,6 +22,7 @@ ROUTES = routes(
         A shipment of dewars from a lab to the facility, for one proposal.""",
         writers=USERS,
         search=("shippingName", "comments"),
+        refers=(Via("laboratoryId", "Laboratory"),),
     ),
     Route(
         "Dewar",
@@ -50,6 +51,7 @@ ROUTES = routes(
         The macromolecules a proposal works on (name, acronym, sequence, safety level).""",
         writers=USERS,
         search=("name", "acronym"),
+        refers=(Via("personId", "Person"),),
     ),
     Route(
         "Crystal",

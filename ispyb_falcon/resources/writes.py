@@ -3,95 +3,24 @@
 `Creates` (POST on a collection) and `Changes` (PATCH, PUT, DELETE on an item)
 validate bodies with the table's compiled schema, check foreign keys against
 what the caller may see, keep the row inside what the caller may write to,
-and turn what the database refuses into a 409 or a 422.
+and turn what the database refuses into a 409 or a 422 (refusals.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
+import functools
 from typing import Any
 
 import falcon
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 
 from .. import db, serialize
 from ..auth.principal import SERVICE_ROLES, Principal, principal
-from ..errors import (
-    ApiError,
-    bad_request,
-    conflict,
-    forbidden,
-    is_connection_error,
-    not_found,
-    unprocessable,
-)
+from ..errors import ApiError, conflict, forbidden, not_found, unprocessable
 from ..query import statements
+from .bodies import MAX_ITEMS, read_json
 from .conditional import etag_of, etag_of_text, matches
-
-MAX_BULK = 1000
-
-
-def read_json(req: falcon.Request, limit: int) -> Any:
-    """The body as JSON: 415 if it is not JSON, 413 if too large, 400 if malformed."""
-    ctype = (req.content_type or "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise ApiError(falcon.HTTP_415, "The request body must be application/json.")
-    if req.content_length is not None and req.content_length > limit:
-        raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
-    raw = req.bounded_stream.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(falcon.HTTP_413, f"The request body exceeds {limit} bytes.")
-    try:
-        # NaN/Infinity (and 1e999) become floats here and a 422 with their path at validation.
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"The request body is not valid JSON: {exc}") from None
-
-
-@contextlib.contextmanager
-def database_refusals() -> Iterator[None]:
-    """Around a write: what the database refuses becomes a 409 or a 422, never a 500."""
-    try:
-        yield
-    except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
-        raise integrity_error(exc) from None
-    except sa_exc.OperationalError as exc:
-        if is_connection_error(exc) or _code(exc) not in REFUSALS:
-            raise
-        raise integrity_error(exc) from None
-
-
-# MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
-# (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
-REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
-
-
-def _code(exc: sa_exc.DBAPIError) -> int | None:
-    orig = getattr(exc, "orig", None)
-    return (
-        orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
-    )
-
-
-def integrity_error(exc: sa_exc.DBAPIError) -> ApiError:
-    """What the database refused, said in the API's terms (never a 500)."""
-    orig = getattr(exc, "orig", None)
-    code = _code(exc)
-    text = str(orig) if orig is not None else str(exc)
-    if code == 1062 or "UNIQUE constraint failed" in text:
-        return conflict("A row with the same unique key already exists.", detail=_short(text))
-    if code in (1451,) or ("FOREIGN KEY" in text and "delete" in text.lower()):
-        return conflict("Other rows refer to this row.", detail=_short(text))
-    return unprocessable(
-        "The database refused the values.", [{"path": "$", "message": _short(text)}]
-    )
-
-
-def _short(text: str) -> str:
-    return text.split("\n")[0][:300]
+from .refusals import database_refusals
 
 
 class Writes:
@@ -114,19 +43,23 @@ class Writes:
         values, more = self.schema.check(body, partial=partial, path=where)
         return values, errors + more
 
+    @functools.cached_property
+    def row_references(self) -> tuple[tuple[str, str, str], ...]:
+        """(column, table, key) of each column naming a row of another table: the schema's
+        single-column foreign keys, and those the route declares without one (`refers`)."""
+        found = [
+            (fk["columns"][0], fk["references"]["table"], fk["references"]["columns"][0])
+            for fk in self.schema.foreign_keys
+            if len(fk["columns"]) == 1
+        ]
+        return tuple(found + [(v.column, v.table, v.parent_key) for v in self.route.refers])
+
     def check_foreign_keys(
         self, conn: sa.Connection, p: Principal, rows: list[tuple[str, dict]]
     ) -> list[dict]:
         """A key naming a row that does not exist or that the caller may not see is a 422."""
         errors = []
-        for fk in self.schema.foreign_keys:
-            if len(fk["columns"]) != 1:
-                continue
-            column, ref, ref_col = (
-                fk["columns"][0],
-                fk["references"]["table"],
-                fk["references"]["columns"][0],
-            )
+        for column, ref, ref_col in self.row_references:
             wanted = {values[column] for _, values in rows if values.get(column) is not None}
             if not wanted:
                 continue
@@ -185,9 +118,9 @@ class Creates(Writes):
         body = read_json(req, self.b.max_body_bytes)
         many = isinstance(body, list)
         items = body if many else [body]
-        if many and not 1 <= len(items) <= MAX_BULK:
+        if many and not 1 <= len(items) <= MAX_ITEMS:
             raise unprocessable(
-                "An array body must hold 1 to 1000 objects.",
+                f"An array body must hold 1 to {MAX_ITEMS} objects.",
                 [{"path": "$", "message": f"{len(items)} objects"}],
             )
         with db.transaction(self.b.engine) as conn:
@@ -216,7 +149,7 @@ class Creates(Writes):
         resp.text = text
 
     def insert(self, conn: sa.Connection, p: Principal, values: dict, where: str) -> dict:
-        with database_refusals():
+        with database_refusals(self.schema, where):
             result = conn.execute(sa.insert(self.table).values(values))
         ids = dict(zip(self.key, result.inserted_primary_key or (), strict=False))
         key = {k: values.get(k, ids.get(k)) for k in self.key}
@@ -239,11 +172,18 @@ class Changes(Writes):
         self.update(req, resp, path, partial=False)
 
     def found(self, conn, req, p: Principal, path: dict) -> tuple[list, dict]:
-        """The row (404 if invisible), its If-Match precondition (412), then the role (403)."""
-        where = self.row_where(conn, p, path)
-        row = self.fetch(conn, where, p)
-        if row is None:
+        """The row (404 if invisible), its If-Match precondition (412), then the role (403).
+
+        The precondition is tested on the row locked for this write, as it is
+        now: of two writers sending the same ETag, the second waits for the
+        first to commit and then sees the new row (412), so neither write is lost.
+        """
+        seen = self.fetch(conn, self.row_where(conn, p, path), p)
+        if seen is None:
             raise not_found()
+        row = self.fetch(conn, self.key_where(seen), None, lock=True)
+        if row is None:
+            raise not_found()  # deleted while this request waited for the lock
         if req.if_match and not matches(req.if_match, etag_of(row)):
             raise ApiError(falcon.HTTP_412, "The row changed since you read it (If-Match).")
         needed = {"admin"} if req.method == "DELETE" else self.write_roles
@@ -271,7 +211,7 @@ class Changes(Writes):
                 raise unprocessable("The request body names rows that cannot be used.", errors)
             values = {k: v for k, v in values.items() if k not in fixed}
             if values:
-                with database_refusals():
+                with database_refusals(self.schema):
                     conn.execute(sa.update(self.table).where(*where).values(values))
                 if not self.in_write_scope(conn, p, where):
                     raise unprocessable(
@@ -288,22 +228,27 @@ class Changes(Writes):
         p = principal(req)
         with db.transaction(self.b.engine) as conn:
             where, row = self.found(conn, req, p, path)
-            full = conn.execute(sa.select(self.table).where(*where)).mappings().one()
-            refs, stmt = statements.references(
-                self.schema.referenced_by, self.b.present, dict(full)
-            )
-            if stmt is not None:
-                counts = conn.execute(stmt).one()
-                used = [
-                    {"table": r["table"], "columns": r["columns"], "count": n}
-                    for r, n in zip(refs, counts, strict=True)
-                    if n
-                ]
-                if used:
-                    raise conflict(
-                        f"Other rows refer to this {self.route.table}; delete them first.",
-                        references=used,
-                    )
-            with database_refusals():
+            full = conn.execute(sa.select(self.table).where(*where).with_for_update())
+            used = self.referring(conn, dict(full.mappings().one()))
+            if used:
+                raise conflict(
+                    f"Other rows refer to this {self.route.table}; delete them first.",
+                    references=used,
+                )
+            with database_refusals(self.schema, deleting=True):
                 conn.execute(sa.delete(self.table).where(*where))
         resp.status = falcon.HTTP_204
+
+    def referring(self, conn: sa.Connection, row: dict) -> list[dict]:
+        """The tables whose rows refer to `row`, and how many, read with share locks.
+
+        A locking read counts the rows committed while this delete waited for its
+        lock, which the transaction's first view would miss (MariaDB), and keeps
+        new ones out until the delete commits: the database would otherwise
+        cascade the delete to a row another request was told it had created.
+        """
+        used = []
+        for ref, stmt in statements.references(self.schema.referenced_by, self.b.present, row):
+            if n := conn.execute(stmt.with_for_update(read=True)).scalar():
+                used.append({"table": ref["table"], "columns": ref["columns"], "count": n})
+        return used

@@ -1,0 +1,119 @@
+"""What the database refuses during a write, said in the API's terms: a 409 or a 422, never a 500.
+
+The body's checks run first and catch nearly everything; what still reaches
+the database is a unique key another row holds, a foreign key whose row was
+deleted since it was checked, a delete that rows still refer to, or a value
+only the database knows it cannot store.
+
+A unique key may clash with a row the caller may not see (a dewar's barcode
+is unique across every proposal). The 409 then says which of the body's
+unique keys is taken, in the same words whichever row holds it, and never
+quotes the database, whose message names the other row's value and key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+from sqlalchemy import exc as sa_exc
+
+from ..catalog.store import TableSchema
+from ..errors import ApiError, conflict, is_connection_error, unprocessable
+
+# MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
+# (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
+REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
+DUPLICATE, REFERENCED, MISSING_PARENT = 1062, 1451, 1452
+SQLITE_UNIQUE = "UNIQUE constraint failed: "  # then Table.column, Table.column
+SQLITE_FOREIGN_KEY = "FOREIGN KEY constraint failed"  # SQLite says no more, either way
+_MARIADB_KEY = re.compile(r"for key '(?:[^'.]*\.)?([^'.]+)'")  # 'barCode' or 'Dewar.barCode'
+_FOREIGN_KEY_COLUMN = re.compile(r"FOREIGN KEY \(`([^`]+)`\)")
+TAKEN = "already taken by another row (which may be one you cannot see)"
+
+
+@contextlib.contextmanager
+def database_refusals(
+    schema: TableSchema, where: str = "$", *, deleting: bool = False
+) -> Iterator[None]:
+    """Around a write of the body at `where`: a refusal becomes a 409 or a 422."""
+    try:
+        yield
+    except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
+        raise refusal(exc, schema, where, deleting=deleting) from None
+    except sa_exc.OperationalError as exc:
+        if is_connection_error(exc) or _code(exc) not in REFUSALS:
+            raise
+        raise refusal(exc, schema, where, deleting=deleting) from None
+
+
+def _code(exc: sa_exc.DBAPIError) -> int | None:
+    orig = getattr(exc, "orig", None)
+    return (
+        orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    )
+
+
+def refusal(exc: sa_exc.DBAPIError, schema: TableSchema, where: str, *, deleting: bool) -> ApiError:
+    """What the database refused, said in the API's terms.
+
+    A foreign key the body's checks found can still fail at the database: its
+    row was deleted between the check and the write (a 422, as if it had never
+    existed). Refusing a delete because rows refer to it is a 409.
+    """
+    orig = getattr(exc, "orig", None)
+    code = _code(exc)
+    text = str(orig) if orig is not None else str(exc)
+    if code == DUPLICATE or SQLITE_UNIQUE in text:
+        return unique_clash(text, schema, where)
+    if code == REFERENCED or (deleting and SQLITE_FOREIGN_KEY in text):
+        return conflict("Other rows refer to this row.")
+    if code == MISSING_PARENT or SQLITE_FOREIGN_KEY in text:
+        column = _FOREIGN_KEY_COLUMN.search(text)
+        return unprocessable(
+            "The request body names rows that cannot be used.",
+            [
+                {
+                    "path": f"{where}.{column[1]}" if column else where,
+                    "message": "names a row that does not exist (any more)",
+                }
+            ],
+        )
+    return unprocessable(
+        "The database refused the values.", [{"path": where, "message": _short(text)}]
+    )
+
+
+def unique_clash(text: str, schema: TableSchema, where: str) -> ApiError:
+    """409 naming the body's clashing unique key from the table's own schema, nothing else."""
+    columns = clashing_columns(text, schema)
+    if len(columns) == 1:
+        errors = [{"path": f"{where}.{columns[0]}", "message": TAKEN}]
+    elif columns:
+        errors = [{"path": where, "message": f"({', '.join(columns)}) is {TAKEN}"}]
+    else:
+        errors = [{"path": where, "message": f"a unique key is {TAKEN}"}]
+    return conflict("A row with the same unique key already exists.", errors=errors)
+
+
+def clashing_columns(text: str, schema: TableSchema) -> list[str]:
+    """The columns of the unique key the database names in its message (MariaDB names the
+    index, SQLite its columns); [] if the message is not understood."""
+    if SQLITE_UNIQUE in text:
+        named = text.split(SQLITE_UNIQUE, 1)[1].split("\n")[0].split(", ")
+        columns = [c.rsplit(".", 1)[-1].strip() for c in named]
+        return columns if all(c in schema.columns for c in columns) else []
+    key = _MARIADB_KEY.search(text)
+    if key is None:
+        return []
+    if key[1] == "PRIMARY":
+        return list(schema.primary_key)
+    for index in schema.x.get("indexes", []):
+        if index["name"] == key[1] and index["unique"]:
+            return list(index["columns"])
+    return []
+
+
+def _short(text: str) -> str:
+    return text.split("\n")[0][:300]
