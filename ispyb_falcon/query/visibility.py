@@ -17,7 +17,11 @@ Proposal table, `SESSION` for BLSession, `REFERENCE` for reference data. A
 SQLAlchemy expression of nested `IN (SELECT ...)` subqueries, so every list,
 count, item, export and foreign-key check carries the same rule, in SQL. The
 caller's memberships are correlated `EXISTS` tests on the session or proposal
-row, and `AllOf` meets its roots at the top of every path: a row is in a `?proposal=`
+row where the statement names its rows (an item, a visit's list), and one set
+of the caller's proposals or sessions (a UNION of index lookups) where it does
+not (`VisibleRoot.per_row`); a table reached by several paths is, on MariaDB,
+a UNION of one lookup per path. `AllOf` meets its roots at the top of every
+path: a row is in a `?proposal=`
 scope only if it hangs, by one path, from a proposal that is both the one named
 and one the caller may see (naming a proposal the caller may not see reaches
 nothing, whichever other path makes the row visible). One chain of subqueries
