@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import sys
 import time
@@ -39,7 +40,7 @@ def waitress_options(settings: Settings) -> dict:
     return {
         "threads": settings[("server", "threads")],
         # waitress reads bodies up to four times the app's limit, so the app answers those
-        # past it with the API's JSON 413; larger ones get waitress's own (plain text) 413.
+        # past it with its own 413; larger ones get waitress's, in JSON too (see below).
         "max_request_body_size": BODY_READ_FACTOR * settings[("server", "max_body_bytes")],
         "ident": "ispyb-falcon",
         "clear_untrusted_proxy_headers": True,
@@ -49,9 +50,24 @@ def waitress_options(settings: Settings) -> dict:
     }
 
 
+def waitress_json_errors() -> None:
+    """The errors waitress answers itself, before the app sees the request (a body past
+    `max_request_body_size`, a malformed request line, headers too large), in the API's
+    JSON error body (API.md section 2) instead of waitress's plain text."""
+    from waitress import utilities
+
+    def to_response(error, ident=None):
+        status = f"{error.code} {error.reason}"
+        body = json.dumps({"title": status, "description": str(error.body)}).encode()
+        return status, [("Content-Type", "application/json")], body
+
+    utilities.Error.to_response = to_response
+
+
 def _serve(app, settings: Settings, host: str, port: int) -> None:
     import waitress
 
+    waitress_json_errors()
     waitress.serve(app, host=host, port=port, **waitress_options(settings))
 
 

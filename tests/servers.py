@@ -79,8 +79,9 @@ def app_server(app, settings) -> Iterator[str]:
     import waitress
     from waitress import wasyncore
 
-    from ispyb_falcon.cli import waitress_options
+    from ispyb_falcon.cli import waitress_json_errors, waitress_options
 
+    waitress_json_errors()
     server = waitress.create_server(app, host="127.0.0.1", port=0, **waitress_options(settings))
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()

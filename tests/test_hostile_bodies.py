@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import urllib.parse
 
 import falcon.testing
@@ -168,6 +169,39 @@ def test_a_body_over_the_limit_is_the_apis_json_413_through_waitress(served, set
     assert answer.headers["Content-Type"].startswith("application/json"), answer.text
     assert answer.json["title"].startswith("413 ")
     assert str(settings[("server", "max_body_bytes")]) in answer.json["description"]
+
+
+def _raw(served: str, request: bytes) -> tuple[str, str]:
+    """(head, body) of the answer to bytes sent as they are."""
+    url = urllib.parse.urlsplit(served)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as s:
+        s.sendall(request)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    head, _, body = reply.decode().partition("\r\n\r\n")
+    return head, body
+
+
+def test_a_body_past_what_waitress_reads_is_a_json_413_from_waitress(served, settings):
+    """waitress refuses it from its Content-Length, before the app sees it: JSON too."""
+    size = 5 * settings[("server", "max_body_bytes")]
+    path = urllib.parse.urlsplit(served).path + LOGIN
+    head, body = _raw(
+        served,
+        f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {size}\r\n\r\n".encode(),
+    )
+    assert head.startswith("HTTP/1.1 413"), head
+    assert "Content-Type: application/json" in head
+    assert json.loads(body)["title"] == "413 Request Entity Too Large"
+
+
+def test_a_malformed_request_is_a_json_400_from_waitress(served):
+    head, body = _raw(served, b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n")
+    assert head.startswith("HTTP/1.1 400"), head
+    assert "Content-Type: application/json" in head
+    assert json.loads(body)["title"] == "400 Bad Request"
 
 
 def test_a_chunked_body_over_the_limit_is_a_json_413_too(served, settings):
