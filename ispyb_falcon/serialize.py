@@ -17,7 +17,7 @@ def value(v: Any) -> Any:
     if v is None or isinstance(v, (int, str, float)):
         return v
     if isinstance(v, dt.datetime):
-        return v.replace(microsecond=0).isoformat()
+        return v.isoformat(timespec="seconds")
     if isinstance(v, dt.date):
         return v.isoformat()
     if isinstance(v, (dt.time, dt.timedelta)):

@@ -70,7 +70,12 @@ class ListQuery:
     scopes: dict[str, str] = field(default_factory=dict)  # convenience filters: proposal=, session=
     after: tuple | None = None  # keyset: the sort values of the row the page starts after
     count: str = "exact"  # exact | planned | none
-    digest: str = ""  # identifies the rows and order, for the page's `next` cursor
+    params: Mapping[str, Any] = field(default_factory=dict)  # the query string, as given
+    table: str = ""
+
+    def digest(self) -> str:
+        """What identifies the rows and order of this query, for its pages' cursors."""
+        return keyset.digest(self.table, self.params)
 
     @property
     def shape(self) -> tuple:
@@ -198,13 +203,13 @@ def parse_list_query(
             q.scopes[name] = raw
         else:
             q.conditions.append(_condition(name, raw, table, columns))
-    q.digest = keyset.digest(table.name, params)
+    q.params, q.table = params, table.name
     if "after" in params:
         if "skip" in params:
             raise bad_request("give either skip or after, not both", "after")
         width = len(keyset.sort_columns(q.order_by, table.primary_key))
         try:
-            q.after = keyset.decode(_single("after", params["after"]), q.digest, width)
+            q.after = keyset.decode(_single("after", params["after"]), q.digest(), width)
         except ValueError as exc:
             raise bad_request(f"after: {exc}", "after") from None
     if not paged:

@@ -6,7 +6,7 @@ plan for its shape (`query.statements`), run it, serialize the rows.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 import falcon
 import sqlalchemy as sa
@@ -62,7 +62,7 @@ class ListReads:
                 total = self.total(conn, plan, values, q.count)
         more = len(rows) > q.limit  # the page asked for one row more than it shows
         rows = rows[: q.limit]
-        cursor = keyset.encode(q.digest, [rows[-1][i] for i in plan.sort]) if more else None
+        cursor = keyset.encode(q.digest(), [rows[-1][i] for i in plan.sort]) if more else None
         req.context.rows = len(rows)
         text = serialize.dumps(
             {
@@ -119,9 +119,13 @@ class ListReads:
     @staticmethod
     def page_uri(req: falcon.Request, page: dict) -> str:
         """This list's URI with another page: the same filters, order and fields."""
-        params = {k: v for k, v in req.params.items() if k not in ("skip", "after")}
-        params.update({k: v for k, v in page.items() if v})
-        return req.path + ("?" + urlencode(params, doseq=True) if params else "")
+        kept = [
+            part
+            for part in req.query_string.split("&")
+            if part and part.split("=", 1)[0] not in ("skip", "after")
+        ]
+        kept += [f"{k}={quote(str(v), safe='')}" for k, v in page.items() if v]
+        return req.path + ("?" + "&".join(kept) if kept else "")
 
     def parse_scope(self, name: str, text: str):
         parsed = SCOPES[name][0](text)
