@@ -174,7 +174,6 @@ class Plan:
     page: sa.Select
     count: sa.Select
     names: frozenset[str]  # every bind parameter a request must supply
-    width: int  # a row's first `width` values are the requested columns
     sort: tuple[int, ...]  # positions of the sort columns (for the page's `next` cursor)
     driver: tuple[DriverStatement, DriverStatement] | None = None  # (page, count) if compiled
 
@@ -314,8 +313,9 @@ class ListPlans:
         else:
             counted = [sa.func.count().over().label("total")] if window else []
             keys = sa.select(*columns(t, self.key), *counted)
-            if narrowed and q.order_by:
-                keys = keys.with_hint(t, ordering_not_by_index(t, q.order_by), "mysql")
+            hint = ordering_not_by_index(t, q.order_by) if narrowed and q.order_by else ""
+            if hint:
+                keys = keys.with_hint(t, hint, "mysql")
             keys = (
                 keys.where(*chosen)
                 .order_by(*ordering)
@@ -340,7 +340,6 @@ class ListPlans:
             page,
             count,
             named_binds(page, count),
-            len(cols),
             tuple(selected.index(c) for c in sort),
             driver,
         )

@@ -44,10 +44,11 @@ class ListReads:
             raise bad_request(f"{self.route.path} has no text columns to search", "search")
         cols = q.fields or self.columns
         scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
-        root = self.b.read_root(p, per_row=bool(scopes) or self.route.nested is not None)
-        window = self.counted_with_page(q, root, scopes)
-        narrowed = self.narrowed(q, root, scopes)
-        shape = (q.shape, window, narrowed, root.shape, tuple((n, p[0]) for n, p in scopes.items()))
+        named = bool(scopes) or self.route.nested is not None  # a visit, proposal or parent
+        root = self.b.read_root(p, per_row=named)
+        window, narrowed = self.page_shape(q, root, named)
+        kinds = tuple((name, parsed[0]) for name, parsed in scopes.items())
+        shape = (q.shape, window, narrowed, root.shape, kinds)
         plan = self.plans.get(
             shape, lambda: (cols, self.where(q, root, scopes), q, window, narrowed)
         )
@@ -90,23 +91,22 @@ class ListReads:
             return
         resp.text = text
 
-    def counted_with_page(self, q: ListQuery, root: Root, scopes: dict) -> bool:
-        """Whether the page statement also counts the rows (one pass for both).
+    @staticmethod
+    def page_shape(q: ListQuery, root: Root, named: bool) -> tuple[bool, bool]:
+        """(window, narrowed) for a page whose statement names its rows (`named`) or not.
 
-        Not for a keyset page (it sees only the rows after its cursor), and not
-        for every row of a table, which a window count would sort: there the page
-        reads the first keys of the index and stops, and a plain count is cheaper.
+        A request that picks a small part of the table (a visit, a parent, what a
+        restricted caller sees) counts its rows in the page statement (a window
+        count: one pass for both), except on a keyset page, which sees only the
+        rows after its cursor; every row of a table keeps a plain count, since a
+        window would sort them all where the page reads the first keys and stops.
+        Such a request, or one filtering a column by value, is `narrowed`: its rows
+        are found first, then sorted (statements.ordering_not_by_index).
         """
-        if q.count != "exact" or q.after is not None or q.limit is None:
-            return False
-        return bool(scopes) or self.route.nested is not None or not root.unrestricted
-
-    def narrowed(self, q: ListQuery, root: Root, scopes: dict) -> bool:
-        """Whether the request picks a small part of the table (a visit, a parent, what a
-        restricted caller sees, a value of a column): rows to find first, then sort."""
-        if scopes or self.route.nested is not None or not root.unrestricted:
-            return True
-        return any(c.operator.key == "eq" for c in q.conditions)
+        few = named or not root.unrestricted
+        window = few and q.count == "exact" and q.after is None and q.limit is not None
+        narrowed = few or any(c.operator.key == "eq" for c in q.conditions)
+        return window, narrowed
 
     @staticmethod
     def total(conn, plan: statements.Plan, values: dict, count: str) -> int | None:
