@@ -122,10 +122,7 @@ def _statements(client, monkeypatch, headers: dict, path: str, params: dict) -> 
 
 def _explain(engine: sa.Engine, stmt: statements.DriverStatement, values: dict) -> dict:
     with engine.connect() as conn:
-        explain = statements.dataclasses.replace(
-            stmt, sql="EXPLAIN FORMAT=JSON " + stmt.sql, results=()
-        )
-        return json.loads(explain.execute(conn, values)[0][0])
+        return stmt.explain(conn, values)
 
 
 def _blocks(node, found=None) -> list[dict]:

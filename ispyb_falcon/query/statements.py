@@ -145,6 +145,11 @@ class DriverStatement:
         finally:
             cursor.close()
 
+    def explain(self, conn: sa.Connection, values: dict[str, Any]) -> dict:
+        """MariaDB's plan for this statement with these values (EXPLAIN FORMAT=JSON)."""
+        explain = dataclasses.replace(self, sql="EXPLAIN FORMAT=JSON " + self.sql, results=())
+        return json.loads(explain.execute(conn, values)[0][0])
+
     def _converted(self, rows: Sequence[Sequence]) -> Sequence[Sequence]:
         if not self.results:
             return rows
@@ -201,10 +206,7 @@ class Plan:
         """The optimizer's estimate of the total (MariaDB); the exact count elsewhere."""
         if self.driver is None or conn.dialect.name not in ("mysql", "mariadb"):
             return self.total(conn, values)
-        count = self.driver[1]
-        explain = dataclasses.replace(count, sql="EXPLAIN FORMAT=JSON " + count.sql, results=())
-        plan = json.loads(explain.execute(conn, values)[0][0])
-        return planned_rows(plan["query_block"])
+        return planned_rows(self.driver[1].explain(conn, values)["query_block"])
 
 
 def planned_rows(block: dict) -> int:
