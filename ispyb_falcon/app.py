@@ -16,7 +16,8 @@ from .auth.authenticators import Authenticator, load_authenticator
 from .auth.principal import PrincipalLoader
 from .auth.ratelimit import LoginLimiter
 from .auth.tokens import TokenService, TokenSettings
-from .catalog.drift import check_drift
+from .catalog.drift import differences
+from .catalog.site import Site, narrowed, read_site
 from .catalog.store import Catalog
 from .config import ConfigError, Settings, production_problems
 from .middleware import Authentication, Authorization, Cors, RequestLog
@@ -26,6 +27,7 @@ from .resources.auth import Login, WhoAmI
 from .resources.declare import Route
 from .resources.generic import Backend, Collection, Item
 from .resources.meta import Health, SchemaItem, SchemaList
+from .serving import fit_routes, report
 
 log = logging.getLogger("ispyb_falcon")
 
@@ -40,6 +42,13 @@ CORE_TABLES = (
     "UserGroup_has_Person",
     "UserGroup_has_Permission",
     "Permission",
+)
+
+
+ADVICE = (
+    "to validate with this database's own schemas: `ispyb-falcon --config FILE schemas generate"
+    " --out DIR`, then set [database] schemas_dir = DIR (or ISPYB_FALCON_DATABASE_SCHEMAS_DIR=DIR);"
+    " `ispyb-falcon --config FILE schemas check` lists the differences again"
 )
 
 
@@ -149,6 +158,16 @@ def foreign_key_targets(
         todo = [t for t in todo if t not in have]
 
 
+def schema_differences(names: list[str], catalog: Catalog, site: Site) -> list[str]:
+    """Every difference between the database and the JSON Schemas of the tables served."""
+    no_schema = [  # a table neither the database nor the schemas have is only not served
+        f"no JSON Schema for table {n} in the schemas directory"
+        for n in names
+        if n not in catalog and n in site.live
+    ]
+    return no_schema + differences(catalog.subset(names).schemas, site)
+
+
 def create_app(
     settings: Settings, *, engine: sa.Engine | None = None, catalog: Catalog | None = None
 ) -> falcon.App:
@@ -167,36 +186,52 @@ def create_app(
         raise StartupError(f"cannot load the JSON Schemas: {exc}") from None
     hangs = {r.table: r.hangs for r in every}  # every declaration: hangs cross modules
     names = needed_tables(routes, hangs)
-    missing = [n for n in names if n not in catalog]
-    if missing:
-        raise StartupError(
-            f"no JSON Schema for table(s) {', '.join(missing)} in the schemas directory"
-        )
-    catalog = catalog.subset(names)
+    check = settings[("database", "schema_check")]
     try:
         present = frozenset(db.table_names(engine))
-        drift = (
-            check_drift(engine, catalog.schemas)
-            if settings[("database", "schema_check")] != "off"
-            else []
-        )
-        targets = foreign_key_targets(every, hangs, names, present)
-        tables = db.reflect(engine, [n for n in names if n in present] + targets).tables
+        lookups = [r.table for r in every if not r.path and r.table in present]
+        site = read_site(engine, [*names, *(t for t in lookups if t not in names)])
     except sa.exc.SQLAlchemyError as exc:
         raise StartupError(
             f"cannot read the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
         ) from None
-    if drift:
-        text = (
-            "the database differs from the JSON Schemas (regenerate them with `ispyb-falcon schemas generate`):\n  "
+    drift = [] if check == "off" else schema_differences(names, catalog, site)
+    if drift and check == "error":
+        raise StartupError(
+            "the database differs from the JSON Schemas (schema_check = error):\n  "
             + "\n  ".join(drift)
+            + "\n"
+            + ADVICE
         )
-        if settings[("database", "schema_check")] == "error":
-            raise StartupError(text)
-        log.warning(text)
-    absent = [n for n in names if n not in tables]
-    if absent:
-        raise StartupError(f"table(s) missing from the database: {', '.join(absent)}")
+    core = [t for t in CORE_TABLES if t in site.absent or t not in catalog]
+    if core:
+        raise StartupError(
+            "cannot serve without "
+            + ", ".join(f"table {t} ({site.absent.get(t, 'no JSON Schema')})" for t in core)
+            + ": who people are and what they may see is read from them"
+        )
+    schemas = {
+        n: catalog.schemas[n]
+        if check == "off"
+        else narrowed(catalog.schemas[n], live, site.detailed)
+        for n, live in site.live.items()
+        if n in catalog
+    }
+    fit = fit_routes(routes, hangs, schemas, site)
+    readable = [n for n in names if n in schemas]
+    targets = foreign_key_targets(every, fit.hangs, readable, frozenset(site.live))
+    try:
+        tables = db.reflect(engine, readable + targets).tables
+    except sa.exc.SQLAlchemyError as exc:
+        raise StartupError(
+            f"cannot read the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    catalog = Catalog({n: schemas[n] for n in readable})
+    hangs, routes = fit.hangs, fit.routes
+    for line in report(site, fit, drift, len(tables)):
+        log.warning(line) if drift or fit.out else log.info(line)
+    if drift:
+        log.warning(ADVICE)
 
     resolver = Resolver(tables, hangs, union_paths=engine.dialect.name in ("mysql", "mariadb"))
     backend = Backend(
@@ -239,7 +274,8 @@ def create_app(
         ],
     )
     app.req_options.strip_url_path_trailing_slash = True
-    errors.install(app)
+    watch = errors.StructureWatch()
+    errors.install(app, watch)
 
     prefix = settings.prefix
     by_path = {r.path: r for r in every if r.path}
@@ -267,7 +303,7 @@ def create_app(
     )
     app.add_route(prefix + "/auth/login", login)
     app.add_route(prefix + "/auth/whoami", WhoAmI())
-    app.add_route(prefix + "/health", Health(engine))
+    app.add_route(prefix + "/health", Health(engine, watch, site.version, fit))
     served = {r.table: prefix + r.path for r in routes if r.path}
     app.add_route(prefix + "/schemas", SchemaList(catalog.subset(served), prefix, served))
     app.add_route(prefix + "/schemas/{table}", SchemaItem(catalog.subset(served)))

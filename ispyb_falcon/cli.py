@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from . import __version__
-from .config import ConfigError, Settings, load_settings
+from .config import DEMO_DATABASE_URL, ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
 BODY_READ_FACTOR = 4  # see waitress_options
@@ -189,31 +189,69 @@ def demo_facility(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_engine(args: argparse.Namespace) -> tuple[sa.Engine, Settings]:
+    """The database `--database` names, else the configured one (`--config`, environment)."""
+    from . import db
+
+    settings = _settings(args)
+    url = args.database or settings[("database", "url")]
+    if url == DEMO_DATABASE_URL:
+        raise ConfigError("no database: give --database URL, or --config FILE with [database] url")
+    try:
+        return db.make_engine(settings, url), settings
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ConfigError(f"--database / [database] url: {exc}") from None
+
+
 def cmd_schemas_generate(args: argparse.Namespace) -> int:
-    from .catalog.generate import generate_schemas, write_schemas
+    from .catalog.generate import generate_available, write_schemas
+    from .catalog.site import read_site
     from .catalog.tables import CATALOG_TABLES
 
-    engine = sa.create_engine(args.database)
-    schemas = generate_schemas(engine, args.tables or CATALOG_TABLES)
+    engine, _ = _site_engine(args)
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        raise ConfigError("schemas generate reads a MariaDB/MySQL database (information_schema)")
+    names = args.tables or CATALOG_TABLES
+    schemas, unseen = generate_available(engine, names)
+    absent = read_site(engine, unseen).absent if unseen else {}
     written = write_schemas(schemas, Path(args.out))
+    for name in unseen:
+        reason = absent.get(name, "not found")
+        print(f"not written: {name} ({reason}); its routes will not be served", file=sys.stderr)
     print(f"wrote {len(written)} schemas to {args.out}", file=sys.stderr)
+    if not written:
+        return 1
+    print(
+        f"serve with them: set [database] schemas_dir = {Path(args.out).resolve()}"
+        f" (or ISPYB_FALCON_DATABASE_SCHEMAS_DIR={Path(args.out).resolve()})",
+        file=sys.stderr,
+    )
     return 0
 
 
 def cmd_schemas_check(args: argparse.Namespace) -> int:
-    from .catalog.drift import check_drift
+    from .catalog.drift import differences
+    from .catalog.site import read_site
     from .catalog.store import default_schemas_dir, load_schema_dir
 
-    engine = sa.create_engine(args.database)
-    directory = Path(args.schemas) if args.schemas else default_schemas_dir()
-    differences = check_drift(engine, load_schema_dir(directory))
-    for line in differences:
+    engine, settings = _site_engine(args)
+    configured = settings[("database", "schemas_dir")]
+    directory = Path(args.schemas or configured or default_schemas_dir())
+    try:
+        schemas = load_schema_dir(directory)
+    except ValueError as exc:
+        raise ConfigError(f"--schemas / [database] schemas_dir: {exc}") from None
+    site = read_site(engine, list(schemas))
+    found = differences(schemas, site)
+    for line in found:
         print(line)
+    version = site.version or "not recorded"
     print(
-        f"{len(differences)} difference(s) between the database and {directory}",
+        f"{len(found)} difference(s) between the database (schema version {version})"
+        f" and the {len(schemas)} schemas in {directory}",
         file=sys.stderr,
     )
-    return 1 if differences else 0
+    return 1 if found else 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -314,7 +352,9 @@ def parser() -> argparse.ArgumentParser:
     s = schemas.add_parser(
         "generate", help="write one JSON Schema per table from a MariaDB/MySQL database"
     )
-    s.add_argument("--database", required=True, help="SQLAlchemy URL of the site database")
+    s.add_argument(
+        "--database", help="SQLAlchemy URL of the site database (default: [database] url)"
+    )
     s.add_argument("--out", required=True, help="directory to write <Table>.json files to")
     s.add_argument(
         "--tables", nargs="*", help="tables (default: every table the API serves or needs)"
@@ -323,8 +363,11 @@ def parser() -> argparse.ArgumentParser:
     s = schemas.add_parser(
         "check", help="list every difference between a database and a schema directory"
     )
-    s.add_argument("--database", required=True)
-    s.add_argument("--schemas", help="schema directory (default: the one in use)")
+    s.add_argument("--database", help="SQLAlchemy URL (default: [database] url)")
+    s.add_argument(
+        "--schemas",
+        help="schema directory (default: [database] schemas_dir, else the shipped schemas)",
+    )
     s.set_defaults(func=cmd_schemas_check)
 
     s = sub.add_parser("token", help="print a long-lived token for a service account")

@@ -85,7 +85,7 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("server", "log_level"): (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
     ("database", "url"): (_str, DEMO_DATABASE_URL),
     ("database", "schemas_dir"): (_str, ""),
-    ("database", "schema_check"): (_choice("error", "warn", "off"), "error"),
+    ("database", "schema_check"): (_choice("error", "warn", "off"), "warn"),
     ("database", "pool_size"): (_int_range(1, 256), "10"),
     ("database", "connect_timeout"): (_int_range(1, 300), "5"),
     ("database", "statement_timeout"): (_int_range(0, 3600), "30"),

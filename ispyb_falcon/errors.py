@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import falcon
@@ -103,10 +104,81 @@ def is_busy(exc: BaseException) -> bool:
     return (bool(orig.args) and orig.args[0] in BUSY_CODES) or SQLITE_BUSY in str(orig)
 
 
+# A table or column the server reflected at start-up is gone: MariaDB 1146 / 1054,
+# SQLite's "no such table" / "no such column".
+_GONE = re.compile(
+    r"^\(?(?:1146|1054)?[, ]*['\"]?(?:Table '(?:[^'.]*\.)?(?P<table>[^']+)' doesn't exist"
+    r"|Unknown column '(?P<column>[^']+)')"
+    r"|^no such (?:table: (?P<sqlite_table>\S+)|column: (?P<sqlite_column>\S+))"
+)
+
+
+# MariaDB 1142: the server's own database account lacks a privilege on a table.
+_DENIED = re.compile(
+    r"^(?P<command>\w+) command denied .* for table [`']?(?:[^`'.]+[`']?\.[`']?)?(?P<table>[^`']+)"
+)
+
+
+def denied(exc: BaseException) -> ApiError | None:
+    """The database account may not do this (the site granted it less): a 403 naming
+    the command and table, never the account or the database."""
+    orig = getattr(exc, "orig", None)
+    if orig is None or not orig.args or orig.args[0] not in (1142, 1143):
+        return None
+    m = _DENIED.match(str(orig.args[-1]))
+    what = f"{m.group('command')} on table {m.group('table')}" if m else "this change"
+    return forbidden(
+        f"This site's database does not let the API do {what}; nothing was changed."
+        " Ask the site's administrators if you need it."
+    )
+
+
+class StructureWatch:
+    """What changed in the database's structure since the server read it at start-up.
+
+    A statement that fails because a table or column went away is a 503 naming
+    it; `/health` then reports the change until the server is restarted and
+    reads the new structure (every worker reads it once, at start-up).
+    """
+
+    def __init__(self) -> None:
+        self.changed: list[str] = []
+
+    def gone(self, exc: BaseException) -> str | None:
+        """`table X` or `column X.y` when the error says one went away, else None."""
+        orig = getattr(exc, "orig", None)
+        code = orig.args[0] if orig is not None and orig.args else None
+        text = str(orig.args[1]) if code in (1146, 1054) and len(orig.args) > 1 else str(orig)
+        m = _GONE.match(text.strip())
+        if not m:
+            return None
+        if table := m.group("table") or m.group("sqlite_table"):
+            what = f"table {table}"
+        else:
+            what = f"column {m.group('column') or m.group('sqlite_column')}"
+        if what not in self.changed:
+            self.changed.append(what)
+            log.error("the database changed since start-up: %s is gone; restart the server", what)
+        return what
+
+
 def handle_database_error(
-    req: falcon.Request, resp: falcon.Response, exc: sa_exc.SQLAlchemyError, params: dict
+    req: falcon.Request,
+    resp: falcon.Response,
+    exc: sa_exc.SQLAlchemyError,
+    params: dict,
+    watch: StructureWatch | None = None,
 ) -> None:
-    """Outages and lock contention become 503; anything else is a bug in the server, logged as such."""
+    """Outages, lock contention and a structure changed under the server become 503;
+    anything else is a bug in the server, logged as such."""
+    if watch is not None and isinstance(exc, sa_exc.DBAPIError) and (what := watch.gone(exc)):
+        raise unavailable(
+            f"The database changed since this server started: {what} is gone."
+            " The server's administrators must restart it to serve this request again."
+        )
+    if (refused := denied(exc)) is not None:
+        log.warning("database privilege missing (request %s): %s", _rid(req), refused.description)
+        raise refused
     if is_connection_error(exc):
         log.warning("database unavailable (request %s): %s", _rid(req), exc.__class__.__name__)
         raise unavailable()
@@ -135,9 +207,13 @@ def _rid(req: falcon.Request) -> str:
     return getattr(req.context, "request_id", "-")
 
 
-def install(app: falcon.App) -> None:
+def install(app: falcon.App, watch: StructureWatch | None = None) -> None:
     """Wire the serializer and handlers into an app."""
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
+
+    def database_error(req, resp, exc, params) -> None:
+        handle_database_error(req, resp, exc, params, watch)
+
     # Falcon picks the most specific handler, so its own HTTPError handling still applies.
-    app.add_error_handler(sa_exc.SQLAlchemyError, handle_database_error)
+    app.add_error_handler(sa_exc.SQLAlchemyError, database_error)

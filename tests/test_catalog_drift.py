@@ -78,7 +78,11 @@ def test_dropped_added_and_changed_columns_and_missing_table_are_reported(
     login = [p for p in problems if p.startswith("Person: column 'login'")]
     assert any("varchar(99)" in p and "varchar(45)" in p for p in login), problems
     assert any("NOT NULL in the database but nullable in the schema" in p for p in login)
-    assert len(problems) == 5, problems
+    assert (
+        "Person: column 'login' has DEFAULT '' in the database but no default in the schema"
+        in problems
+    )
+    assert len(problems) == 6, problems
 
 
 @needs_mariadb
@@ -93,8 +97,9 @@ def test_primary_key_change_is_reported(source_engine, scratch_engine):
             )
         )
     assert check_drift(scratch_engine, schemas) == [
+        "Proposal: column 'proposalId' is not AUTO_INCREMENT in the database",
         "Proposal: primary key is (proposalId, personId) in the database"
-        " but (proposalId) in the schema"
+        " but (proposalId) in the schema",
     ]
 
 

@@ -10,6 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import falcon.testing
 import pytest
 import sqlalchemy as sa
 
@@ -17,6 +18,7 @@ from ispyb_falcon.app import StartupError, create_app
 from ispyb_falcon.cli import main
 from ispyb_falcon.config import KEYS, ConfigError, load_settings
 
+from .conftest import PREFIX
 from .servers import demo_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +90,7 @@ def test_unknown_module_is_refused(settings):
         create_app(settings.replace(server_modules=("proposals", "nonsense")))
 
 
-def test_drift_refuses_to_start_and_names_the_column(settings, catalog):
+def test_drift_refuses_to_start_with_schema_check_error_and_names_the_column(settings, catalog):
     schemas = json.loads(json.dumps(catalog.schemas))
     schemas["Dewar"]["properties"]["madeUpColumn"] = {
         "type": "string",
@@ -97,7 +99,10 @@ def test_drift_refuses_to_start_and_names_the_column(settings, catalog):
     from ispyb_falcon.catalog.store import Catalog
 
     with pytest.raises(StartupError, match="madeUpColumn"):
-        create_app(settings, catalog=Catalog(schemas))
+        create_app(settings.replace(database_schema_check="error"), catalog=Catalog(schemas))
+    # warn (the default) serves, without the column the database lacks
+    client = falcon.testing.TestClient(create_app(settings, catalog=Catalog(schemas)))
+    assert "madeUpColumn" not in client.simulate_get(f"{PREFIX}/schemas/Dewar").text
 
 
 def test_unreachable_database_is_a_startup_error(settings):

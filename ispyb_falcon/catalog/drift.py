@@ -8,33 +8,42 @@ schema files must learn it at start-up, by table and column name, not from a
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-_INT_DISPLAY_WIDTH = re.compile(r"\b(tinyint|smallint|mediumint|int|integer|bigint)\(\d+\)")
+from .generate import parse_enum_values
+from .site import MISSING, Site, normalized_type, read_site
 
 
 def check_drift(engine: sa.Engine, schemas: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Return the differences between the database and the schemas; empty means none.
+    """Return the differences between the database and the schemas; empty means none."""
+    return differences(schemas, read_site(engine, list(schemas)))
 
-    On MySQL/MariaDB: missing tables, missing/extra columns, SQL type,
-    nullability and primary key. On other databases (the SQLite demo):
-    tables, columns and nullability, through the SQLAlchemy inspector.
+
+def differences(schemas: Mapping[str, Mapping[str, Any]], site: Site) -> list[str]:
+    """Each difference between the schemas and what `read_site` found, one line each.
+
+    On MariaDB/MySQL: tables, columns, SQL types (naming the enum values added or
+    missing), nullability, defaults, character sets, primary and foreign keys.
+    On other databases (the SQLite demo): tables, columns and nullability.
     """
-    if engine.dialect.name in ("mysql", "mariadb"):
-        live = _live_mysql(engine, list(schemas))
-    else:
-        live = _live_inspected(engine, list(schemas))
     problems: list[str] = []
     for table in sorted(schemas):
-        if table not in live:
+        if table in site.absent:
+            reason = site.absent[table]
+            problems.append(
+                f"missing table: {table}"
+                if reason == MISSING
+                else f"unreadable table: {table} ({reason})"
+            )
+            continue
+        if table not in site.live:
             problems.append(f"missing table: {table}")
             continue
-        problems.extend(_compare_table(table, schemas[table], live[table]))
+        problems.extend(_compare_table(table, schemas[table], site.live[table], site.detailed))
     return problems
 
 
@@ -62,10 +71,12 @@ def load_schema_dir(path: Path) -> dict[str, dict]:
 # --------------------------------------------------------------------------
 
 
-def _compare_table(table: str, schema: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+def _compare_table(
+    table: str, schema: Mapping[str, Any], live: Mapping[str, Any], detailed: bool
+) -> list[str]:
     problems: list[str] = []
     properties: Mapping[str, Any] = schema.get("properties", {})
-    columns: Mapping[str, Mapping[str, Any]] = live["columns"]
+    columns: Mapping[str, Mapping[str, Any]] = live.get("properties", {})
     for name in properties:
         if name not in columns:
             problems.append(f"{table}: column '{name}' is in the schema but not in the database")
@@ -73,94 +84,92 @@ def _compare_table(table: str, schema: Mapping[str, Any], live: Mapping[str, Any
         if name not in properties:
             problems.append(f"{table}: column '{name}' is in the database but not in the schema")
     for name, prop in properties.items():
-        if name not in columns:
-            continue
-        column = columns[name]
-        x = prop.get("x-ispyb", {})
-        expected_type = x.get("sqlType")
-        actual_type = column.get("sqlType")
-        if expected_type and actual_type and _norm_type(expected_type) != _norm_type(actual_type):
-            problems.append(
-                f"{table}: column '{name}' has type '{actual_type}' in the database"
-                f" but '{expected_type}' in the schema"
+        if name in columns:
+            problems.extend(
+                f"{table}: column '{name}' {text}"
+                for text in _compare_column(
+                    prop.get("x-ispyb", {}), columns[name]["x-ispyb"], detailed
+                )
             )
-        expected_null = _schema_nullable(prop)
-        if expected_null != column["nullable"]:
-            problems.append(
-                f"{table}: column '{name}' is "
-                f"{'nullable' if column['nullable'] else 'NOT NULL'} in the database but "
-                f"{'nullable' if expected_null else 'NOT NULL'} in the schema"
-            )
-    live_pk = live.get("primaryKey")
-    schema_pk = schema.get("x-ispyb", {}).get("primaryKey")
-    if live_pk is not None and schema_pk is not None and list(live_pk) != list(schema_pk):
-        problems.append(
-            f"{table}: primary key is ({', '.join(live_pk)}) in the database"
-            f" but ({', '.join(schema_pk)}) in the schema"
-        )
+    if detailed:
+        problems.extend(f"{table}: {text}" for text in _compare_keys(schema, live))
     return problems
 
 
-def _schema_nullable(prop: Mapping[str, Any]) -> bool:
-    x = prop.get("x-ispyb", {})
-    if "nullable" in x:
-        return bool(x["nullable"])
-    kind = prop.get("type")
-    return kind == "null" or (isinstance(kind, list) and "null" in kind)
+def _compare_column(x: Mapping[str, Any], live: Mapping[str, Any], detailed: bool) -> list[str]:
+    """What the database decides about one column, where the schema says otherwise."""
+    out: list[str] = []
+    if bool(x.get("nullable")) != bool(live.get("nullable")):
+        out.append(f"is {_nullable(live)} in the database but {_nullable(x)} in the schema")
+    if not detailed:
+        return out
+    ours, theirs = x.get("sqlType", ""), live.get("sqlType", "")
+    if ours and theirs and normalized_type(ours) != normalized_type(theirs):
+        out.append(_type_difference(ours, theirs))
+    if x.get("serverDefault") != live.get("serverDefault"):
+        out.append(f"has {_default(live)} in the database but {_default(x)} in the schema")
+    if x.get("charset") != live.get("charset"):
+        out.append(
+            f"stores {live.get('charset') or 'no text'} in the database"
+            f" but {x.get('charset') or 'no text'} in the schema"
+        )
+    if bool(x.get("autoIncrement")) != bool(live.get("autoIncrement")):
+        out.append(
+            f"is {'' if live.get('autoIncrement') else 'not '}AUTO_INCREMENT in the database"
+        )
+    return out
 
 
-def _norm_type(sql_type: str) -> str:
-    """MySQL 8 drops integer display widths (`int(10) unsigned` -> `int unsigned`);
-    they do not change what a column holds, so they are not drift."""
-    text = " ".join(sql_type.lower().split())
-    return _INT_DISPLAY_WIDTH.sub(r"\1", text)
+def _type_difference(ours: str, theirs: str) -> str:
+    """An enum or set names the values that differ; other types give both."""
+    kind = normalized_type(ours).split("(", 1)[0]
+    if kind in ("enum", "set") and normalized_type(theirs).split("(", 1)[0] == kind:
+        try:
+            mine, live = parse_enum_values(ours), parse_enum_values(theirs)
+        except ValueError:
+            pass
+        else:
+            parts = []
+            if added := [v for v in live if v not in mine]:
+                parts.append("allows " + ", ".join(map(repr, added)) + " only in the database")
+            if gone := [v for v in mine if v not in live]:
+                parts.append("allows " + ", ".join(map(repr, gone)) + " only in the schema")
+            if parts:
+                return "; ".join(parts)
+            return "lists its values in another order in the database"
+    return f"has type '{theirs}' in the database but '{ours}' in the schema"
 
 
-def _live_mysql(engine: sa.Engine, tables: list[str]) -> dict[str, dict[str, Any]]:
-    """Columns, types and nullability in one query on COLUMNS, primary keys in one
-    on KEY_COLUMN_USAGE (COLUMN_KEY = 'PRI' can also mark a UNIQUE NOT NULL key)."""
-    live: dict[str, dict[str, Any]] = {}
-    if not tables:
-        return live
-    names = sa.bindparam("names", expanding=True)
-    columns_sql = sa.text(
-        "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE"
-        " FROM information_schema.COLUMNS"
-        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
-        " ORDER BY TABLE_NAME, ORDINAL_POSITION"
-    ).bindparams(names)
-    keys_sql = sa.text(
-        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE"
-        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
-        " AND CONSTRAINT_NAME = 'PRIMARY'"
-        " ORDER BY TABLE_NAME, ORDINAL_POSITION"
-    ).bindparams(names)
-    with engine.connect() as conn:
-        for row in conn.execute(columns_sql, {"names": tables}).mappings():
-            table = live.setdefault(row["TABLE_NAME"], {"columns": {}, "primaryKey": []})
-            table["columns"][row["COLUMN_NAME"]] = {
-                "sqlType": row["COLUMN_TYPE"],
-                "nullable": row["IS_NULLABLE"] == "YES",
-            }
-        for row in conn.execute(keys_sql, {"names": tables}).mappings():
-            if row["TABLE_NAME"] in live:
-                live[row["TABLE_NAME"]]["primaryKey"].append(row["COLUMN_NAME"])
-    return live
+def _compare_keys(schema: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    ours, theirs = schema.get("x-ispyb", {}), live.get("x-ispyb", {})
+    if list(ours.get("primaryKey", [])) != list(theirs.get("primaryKey", [])):
+        out.append(
+            f"primary key is ({', '.join(theirs.get('primaryKey', []))}) in the database"
+            f" but ({', '.join(ours.get('primaryKey', []))}) in the schema"
+        )
+    mine, found = _foreign_keys(ours), _foreign_keys(theirs)
+    out += [
+        f"foreign key {fk} is in the database but not in the schema" for fk in sorted(found - mine)
+    ]
+    out += [
+        f"foreign key {fk} is in the schema but not in the database" for fk in sorted(mine - found)
+    ]
+    return out
 
 
-def _live_inspected(engine: sa.Engine, tables: list[str]) -> dict[str, dict[str, Any]]:
-    """Table and column names and nullability through the SQLAlchemy inspector."""
-    inspector = sa.inspect(engine)
-    existing = set(inspector.get_table_names())
-    live: dict[str, dict[str, Any]] = {}
-    for name in tables:
-        if name not in existing:
-            continue
-        live[name] = {
-            "columns": {
-                column["name"]: {"nullable": bool(column["nullable"])}
-                for column in inspector.get_columns(name)
-            },
-            "primaryKey": None,
-        }
-    return live
+def _foreign_keys(x: Mapping[str, Any]) -> set[str]:
+    return {
+        f"({', '.join(fk['columns'])}) -> {fk['references']['table']}"
+        f"({', '.join(fk['references']['columns'])})"
+        for fk in x.get("foreignKeys", [])
+    }
+
+
+def _nullable(x: Mapping[str, Any]) -> str:
+    return "nullable" if x.get("nullable") else "NOT NULL"
+
+
+def _default(x: Mapping[str, Any]) -> str:
+    default = x.get("serverDefault")
+    return "no default" if default is None else f"DEFAULT {default}"

@@ -59,24 +59,36 @@ _INTEGER_LITERAL = re.compile(r"^[+-]?\d+$")
 def generate_schemas(engine: sa.Engine, tables: Iterable[str] = CATALOG_TABLES) -> dict[str, dict]:
     """Return a JSON Schema dict per requested table of the engine's current database.
 
-    Raises ValueError naming the tables that do not exist, so a site with a
-    different schema learns which table is missing rather than getting an
-    empty file.
+    Raises ValueError naming the tables that do not exist, so a caller that
+    asked for exact tables learns which one is missing rather than getting fewer.
+    """
+    schemas, missing = generate_available(engine, tables)
+    if missing:
+        raise ValueError(f"table(s) not found in the database: {', '.join(missing)}")
+    return schemas
+
+
+def generate_available(
+    engine: sa.Engine, tables: Iterable[str] = CATALOG_TABLES
+) -> tuple[dict[str, dict], list[str]]:
+    """(a JSON Schema per requested table the database shows, the names it does not show).
+
+    A table the database user holds no privilege on is not shown either
+    (information_schema lists only what the user may use): `catalog.site`
+    tells the two apart.
     """
     names = list(dict.fromkeys(tables))
     if not names:
-        return {}
+        return {}, []
     with engine.connect() as conn:
         database = conn.execute(sa.text("SELECT DATABASE()")).scalar()
         if not database:
             raise ValueError("the database URL names no database (DATABASE() is NULL)")
         mariadb = "mariadb" in str(conn.execute(sa.text("SELECT VERSION()")).scalar()).lower()
         info = _read_information_schema(conn, database, names)
-
+    found = [name for name in names if name in info.tables]
     missing = [name for name in names if name not in info.tables]
-    if missing:
-        raise ValueError(f"table(s) not found in the database: {', '.join(missing)}")
-    return {name: _table_schema(name, info, mariadb) for name in names}
+    return {name: _table_schema(name, info, mariadb) for name in found}, missing
 
 
 def write_schemas(schemas: Mapping[str, dict], out_dir: Path) -> list[Path]:

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from .. import __version__, serialize
 from ..catalog.store import Catalog
-from ..errors import RETRY_AFTER_SECONDS, not_found
+from ..errors import RETRY_AFTER_SECONDS, StructureWatch, not_found
+from ..serving import Fit
 from .conditional import matches
 
 
@@ -16,8 +17,16 @@ class Health:
 
     public = True
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(
+        self, engine: sa.Engine, watch: StructureWatch, version: str | None, fit: Fit
+    ) -> None:
         self.engine = engine
+        self.watch = watch
+        self.schema = {
+            "version": version,
+            "routes": len(fit.routes),
+            "notServed": sorted(fit.out),
+        }
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
@@ -26,14 +35,20 @@ class Health:
             database = "ok"
         except sa.exc.SQLAlchemyError:
             database = "unavailable"
-        if database != "ok":
+        schema = dict(self.schema)
+        if self.watch.changed:
+            # A table or column went away since start-up: this worker must be restarted.
+            schema["changed"] = [f"{what} is gone" for what in self.watch.changed]
+        healthy = database == "ok" and not self.watch.changed
+        if not healthy:
             resp.status = falcon.HTTP_503
             resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         resp.cache_control = ["no-store"]
         resp.text = serialize.dumps(
             {
-                "status": "ok" if database == "ok" else "degraded",
+                "status": "ok" if healthy else "degraded",
                 "database": database,
+                "schema": schema,
                 "version": __version__,
             }
         )
