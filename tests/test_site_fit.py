@@ -9,6 +9,7 @@ same way where SQLite can. Every answer is checked through HTTP.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import falcon.testing
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from ispyb_falcon import cli
 from ispyb_falcon.app import StartupError, create_app
+from ispyb_falcon.catalog.store import Catalog
 from ispyb_falcon.demo.generator import fill
 from ispyb_falcon.demo.sqlite import create_demo_database
 
@@ -324,3 +326,26 @@ def test_sqlite_demo_database_drifted_serves_what_fits(settings, tmp_path, catal
     _changed_while_serving(client, admin, drop, "column Image.jpegFileFullPath")
     with pytest.raises(StartupError, match="missing table: XFEFluorescenceSpectrum"):
         create_app(_settings(settings, url, database_schema_check="error"))
+
+
+@needs_mariadb
+def test_with_schema_check_off_a_value_the_database_refuses_is_a_422_without_its_text(
+    drifted_url, settings, catalog
+):
+    """The file says utf8mb4, the database's column is latin1, and nothing compared them:
+    the database refuses, and the 422 names the field, not the database or its table."""
+    schemas = json.loads(json.dumps(catalog.schemas))
+    schemas["Protein"]["properties"]["acronym"]["x-ispyb"]["charset"] = "utf8mb4"
+    app = create_app(
+        _settings(settings, drifted_url, database_schema_check="off"), catalog=Catalog(schemas)
+    )
+    client = falcon.testing.TestClient(app)
+    admin = _login(client, "admin1")
+    protein = client.simulate_get(f"{PREFIX}/proteins", query_string="limit=1", headers=admin)
+    key = protein.json["results"][0]["proteinId"]
+    r = client.simulate_patch(f"{PREFIX}/proteins/{key}", json={"acronym": "βlac"}, headers=admin)
+    assert r.status_code == 422, r.text
+    assert r.json["errors"] == [
+        {"path": "$.acronym", "message": "holds characters the database's column cannot store"}
+    ]
+    assert "ispyb_site_fit" not in r.text and "Protein`" not in r.text

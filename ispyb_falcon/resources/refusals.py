@@ -30,6 +30,19 @@ SQLITE_UNIQUE = "UNIQUE constraint failed: "  # then Table.column, Table.column
 SQLITE_FOREIGN_KEY = "FOREIGN KEY constraint failed"  # SQLite says no more, either way
 _MARIADB_KEY = re.compile(r"for key '(?:[^'.]*\.)?([^'.]+)'")  # 'barCode' or 'Dewar.barCode'
 _FOREIGN_KEY_COLUMN = re.compile(r"FOREIGN KEY \(`([^`]+)`\)")
+# Which column a value refusal names ('name', or `db`.`Table`.`name`), and what it
+# means, said without quoting the database (its text names the database and table).
+_REFUSED_COLUMN = re.compile(r"for column (?:`[^`]*`\.)*[`']([^`']+)[`']")
+_CHECK = re.compile(r"CONSTRAINT [`']([^`']+)[`'] failed")
+_REFUSED = {
+    1406: "too long for the database's column",
+    1264: "out of the range of the database's column",
+    1265: "truncated by the database's column",
+    1292: "not a value the database's column accepts",
+    1366: "holds characters the database's column cannot store",
+    4025: "fails the database's check on this column",
+    3819: "fails the database's check on this column",
+}
 TAKEN = "already taken by another row (which may be one you cannot see)"
 
 
@@ -80,8 +93,12 @@ def refusal(exc: sa_exc.DBAPIError, schema: TableSchema, where: str, *, deleting
                 }
             ],
         )
+    column = _REFUSED_COLUMN.search(text) or _CHECK.search(text)
+    name = column[1].rsplit(".", 1)[-1] if column else None
+    path = f"{where}.{name}" if name and name in schema.columns else where
     return unprocessable(
-        "The database refused the values.", [{"path": where, "message": _short(text)}]
+        "The database refused the values.",
+        [{"path": path, "message": _REFUSED.get(code, "the database cannot store this value")}],
     )
 
 
@@ -115,5 +132,3 @@ def clashing_columns(text: str, schema: TableSchema) -> list[str]:
     return []
 
 
-def _short(text: str) -> str:
-    return text.split("\n")[0][:300]
