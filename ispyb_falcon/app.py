@@ -26,7 +26,7 @@ from .resources import MODULES
 from .resources.auth import Login, WhoAmI
 from .resources.declare import Route
 from .resources.generic import Backend, Collection, Item
-from .resources.meta import Health, SchemaItem, SchemaList
+from .resources.meta import ApiIndex, Health, SchemaItem, SchemaList
 from .serving import fit_routes, report
 
 log = logging.getLogger("ispyb_falcon")
@@ -301,6 +301,9 @@ def create_app(
         limiter,
         settings[("server", "max_body_bytes")],
     )
+    index = ApiIndex(prefix, settings[("server", "docs")])
+    for path in {prefix or "/", "/"}:
+        app.add_route(path, index)
     app.add_route(prefix + "/auth/login", login)
     app.add_route(prefix + "/auth/whoami", WhoAmI())
     app.add_route(prefix + "/health", Health(engine, watch, site.version, fit))

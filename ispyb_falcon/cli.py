@@ -27,7 +27,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _logging(settings: Settings) -> None:
+def configure_logging(settings: Settings) -> None:
+    """Every line with its time, whichever server runs the app (waitress, gunicorn, mod_wsgi)."""
     logging.basicConfig(
         level=settings[("server", "log_level")],
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -75,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     settings = _settings(args)
-    _logging(settings)
+    configure_logging(settings)
     app = create_app(settings)
     host = args.host or settings[("server", "host")]
     port = args.port or settings[("server", "port")]
@@ -111,7 +112,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     path = Path(args.database).resolve()
     settings = demo_settings(path, args.port)
-    _logging(settings)
+    configure_logging(settings)
     if not path.exists() or path.stat().st_size == 0:
         print(f"creating the demo database {path}", file=sys.stderr)
         create_demo_database(
@@ -125,6 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"""
 ispyb-falcon demo on {base}   (Ctrl-C stops it; any password works)
+
+  API documentation, to try every route in the browser: {base}/doc
 
   TOKEN=$(curl -s -u pi_anna:demo {base}/auth/login | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   curl -H "Authorization: Bearer $TOKEN" '{base}/proposals'

@@ -55,6 +55,14 @@ def forbidden(description: str) -> ApiError:
     return ApiError(falcon.HTTP_403, description)
 
 
+def not_acceptable(offered: tuple[str, ...]) -> ApiError:
+    return ApiError(
+        falcon.HTTP_406,
+        f"This route answers {', '.join(offered)}; the request's Accept header allows none of them.",
+        offered=list(offered),
+    )
+
+
 def conflict(
     description: str, errors: list[dict[str, Any]] | None = None, **extra: Any
 ) -> ApiError:

@@ -5,11 +5,10 @@ Configured from the file named by ISPYB_FALCON_CONFIG and the environment.
 
 from __future__ import annotations
 
-import logging
-
 from .app import create_app
+from .cli import configure_logging
 from .config import load_settings
 
 _settings = load_settings()
-logging.basicConfig(level=_settings[("server", "log_level")])
+configure_logging(_settings)
 application = create_app(_settings)

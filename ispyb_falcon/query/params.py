@@ -21,7 +21,17 @@ from . import keyset
 from .operators import NEVER, OPERATORS, Operator
 
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([a-z]+)\])?$")
-RESERVED = ("skip", "limit", "order_by", "order", "fields", "search", "after", "count")
+RESERVED = (
+    "skip",
+    "limit",
+    "order_by",
+    "order",
+    "fields",
+    "search",
+    "after",
+    "count",
+    "format",
+)
 COUNTS = ("exact", "planned", "none")
 
 
@@ -197,6 +207,8 @@ def parse_list_query(
             q.count = raw
         elif name == "after":
             pass  # read below, once the order is known
+        elif name == "format":
+            pass  # the representation, read by the resource (resources/reads.py)
         elif name in scopes:
             if not raw:
                 raise bad_request(f"{name} needs a value", name)

@@ -12,6 +12,28 @@ from ..serving import Fit
 from .conditional import matches
 
 
+class ApiIndex:
+    """`GET /` (and the prefix itself): where to go from the API's base URL."""
+
+    public = True
+
+    def __init__(self, prefix: str, docs: bool) -> None:
+        links = {
+            "login": f"{prefix}/auth/login",
+            "health": f"{prefix}/health",
+            "schemas": f"{prefix}/schemas",
+        }
+        if docs:
+            links = {"doc": f"{prefix}/doc", "openapi": f"{prefix}/openapi.json", **links}
+        self.text = serialize.dumps(
+            {"name": "ispyb-falcon", "version": __version__, "links": links}
+        )
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = ["public", "max-age=300"]
+        resp.text = self.text
+
+
 class Health:
     """`GET /health`: is the service up and can it reach its database."""
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from .. import serialize
 from ..auth.principal import Principal, principal
-from ..errors import bad_request, not_found
+from ..errors import bad_request, not_acceptable, not_found
 from ..query import keyset, statements
 from ..query.params import ListQuery, parse_list_query
 from ..query.visibility import AllOf, Root
@@ -23,6 +23,31 @@ from .ids import SCOPES
 
 EXPORTS = ("text/csv", "application/x-ndjson")
 EXPORT_BATCH = 1000  # rows per chunk of an export
+FORMATS = {"json": None, "csv": "text/csv", "ndjson": "application/x-ndjson"}  # ?format=
+SUFFIX = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
+
+
+def representation(req: falcon.Request, exports: tuple[str, ...] = EXPORTS) -> str | None:
+    """The export type asked for (`?format=`, else the Accept header), or None for JSON.
+
+    `?format=csv` lets a browser link download what `Accept: text/csv` gives a script.
+    An Accept header that allows neither JSON nor an export is a 406.
+    """
+    fmt = req.params.get("format")
+    if fmt is not None:
+        if not isinstance(fmt, str) or fmt not in FORMATS or FORMATS[fmt] not in (None, *exports):
+            known = ", ".join(f for f, kind in FORMATS.items() if kind in (None, *exports))
+            raise bad_request(f"format: expected one of {known}", "format")
+        return FORMATS[fmt]
+    accept = req.accept  # '*/*' when the request sent none
+    if accept == "*/*":
+        return None
+    for kind in exports:
+        if kind in accept:
+            return kind
+    if "application/json" in accept or req.client_accepts_json:  # or */*, application/*
+        return None
+    raise not_acceptable(("application/json", *exports))
 
 
 class ListReads:
@@ -30,7 +55,7 @@ class ListReads:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
         p = principal(req)
-        export = next((kind for kind in EXPORTS if kind in (req.accept or "")), None)
+        export = representation(req)
         paged = export is None or "limit" in req.params or "skip" in req.params
         q = parse_list_query(
             req.params,
@@ -202,6 +227,8 @@ class ListReads:
                 conn.close()
 
         resp.content_type = kind + ("; charset=utf-8" if kind == "text/csv" else "")
+        name = self.route.path.rstrip("/").rsplit("/", 1)[-1]
+        resp.set_header("Content-Disposition", f'attachment; filename="{name}.{SUFFIX[kind]}"')
         resp.stream = stream()
 
 
@@ -210,8 +237,9 @@ class ItemReads:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, **path: str) -> None:
         p = principal(req)
+        representation(req, exports=())
         for name in req.params:
-            if name != "fields":
+            if name not in ("fields", "format"):
                 raise bad_request(f"unknown query parameter {name!r}", name)
         with self.b.engine.connect() as conn:
             row = self.fetch(conn, self.row_where(conn, p, path), p)

@@ -130,5 +130,3 @@ def clashing_columns(text: str, schema: TableSchema) -> list[str]:
         if index["name"] == key[1] and index["unique"]:
             return list(index["columns"])
     return []
-
-
