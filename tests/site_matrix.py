@@ -430,8 +430,9 @@ class Drive:
         return []
 
 
-def tracebacks(log: str, request_ids: Iterable[str], lines: int = 4) -> dict[str, str]:
-    """The last lines of the traceback the server logged for each request id."""
+def tracebacks(log: str, request_ids: Iterable[str]) -> dict[str, str]:
+    """For each request id, the traceback the server logged: its last frame in the
+    package (file, line and code) and the exception."""
     found: dict[str, str] = {}
     text = log.splitlines()
     for rid in request_ids:
@@ -443,5 +444,7 @@ def tracebacks(log: str, request_ids: Iterable[str], lines: int = 4) -> dict[str
             if line[:4].isdigit() and line[4:5] == "-":  # the next record's timestamp
                 break
             block.append(line)
-        found[rid] = "\n".join(block[-lines:])
+        frames = [i for i, line in enumerate(block) if "/ispyb_falcon/" in line]
+        ours = block[frames[-1] : frames[-1] + 2] if frames else []
+        found[rid] = "\n".join([*ours, *block[-1:]])
     return found
