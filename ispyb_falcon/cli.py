@@ -23,6 +23,29 @@ EXIT_CONFIG = 2
 BODY_READ_FACTOR = 4  # see waitress_options
 
 
+def _bounded(kind: type, lo: float, hi: float | None = None):
+    """An argparse type: a number from lo (to hi); anything else is a one-line usage error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            limit = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {limit}, got {text}")
+        return value
+
+    return parse
+
+
+def database_url(text: str) -> str:
+    """A SQLAlchemy URL, or the path of a SQLite file (what `demo --database` takes)."""
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).resolve()}"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
@@ -69,7 +92,13 @@ def _serve(app, settings: Settings, host: str, port: int) -> None:
     import waitress
 
     waitress_json_errors()
-    waitress.serve(app, host=host, port=port, **waitress_options(settings))
+    try:
+        waitress.serve(app, host=host, port=port, **waitress_options(settings))
+    except OSError as exc:  # bind: the port is taken, or the address is not this host's
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (is another server running there? choose another with --port)"
+        ) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -113,7 +142,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = Path(args.database).resolve()
     settings = demo_settings(path, args.port)
     configure_logging(settings)
-    if not path.exists() or path.stat().st_size == 0:
+    if path.exists() and path.stat().st_size > 0:
+        scaled = (
+            f"; --scale {args.scale} applies only when it is created" if args.scale != 1 else ""
+        )
+        print(
+            f"using the existing demo database {path} (delete it to rebuild{scaled})",
+            file=sys.stderr,
+        )
+    else:
         print(f"creating the demo database {path}", file=sys.stderr)
         create_demo_database(
             settings[("database", "url")],
@@ -151,7 +188,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     from .demo.progress import ProgressBar
     from .demo.sqlite import create_tables
 
-    engine = sa.create_engine(args.database)
+    engine = sa.create_engine(args.database)  # a URL, or a SQLite file's path (database_url)
     if engine.dialect.name == "sqlite" and not sa.inspect(engine).get_table_names():
         create_tables(engine, Catalog.from_dir().schemas)
     started = time.perf_counter()
@@ -313,27 +350,46 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="serve the API with waitress")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+
+    port = _bounded(int, 1, 65535)
+    s = command("serve", "serve the API with waitress")
+    s.add_argument("--host", help="address to listen on (default: [server] host)")
+    s.add_argument("--port", type=port, help="port to listen on (default: [server] port)")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("demo", help="create a demo SQLite database (if missing) and serve it")
+    s = command("demo", "create a demo SQLite database (if missing) and serve it")
+    s.add_argument("--database", default="ispyb-falcon-demo.sqlite", help="SQLite file")
+    s.add_argument("--port", type=port, default=8080, help="port to listen on")
     s.add_argument(
-        "--database", default="ispyb-falcon-demo.sqlite", help="SQLite file (default: %(default)s)"
+        "--scale",
+        type=_bounded(int, 1, 1000),
+        default=1,
+        help="copies of the demo data, when created",
     )
-    s.add_argument("--port", type=int, default=8080)
-    s.add_argument("--scale", type=int, default=1)
     s.add_argument("--no-serve", action="store_true", help="create the database and stop")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser(
+    s = command(
         "demo-data",
-        help="fill a database (SQLite or MariaDB) with N copies of the demo data, or (MariaDB)"
+        "fill a database (SQLite or MariaDB) with N copies of the demo data, or (MariaDB)"
         " with a facility's worth of data collections for benchmarks (--facility)",
     )
-    s.add_argument("--database", required=True, help="SQLAlchemy URL")
-    s.add_argument("--scale", type=int, default=1)
+    s.add_argument(
+        "--database",
+        type=database_url,
+        required=True,
+        help="SQLAlchemy URL (mysql+pymysql://user@host/db), or a SQLite file's path",
+    )
+    s.add_argument(
+        "--scale", type=_bounded(int, 1, 1000), default=1, help="copies of the demo data"
+    )
     s.add_argument(
         "--facility",
         action="store_true",
@@ -343,9 +399,9 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--collections",
-        type=int,
+        type=_bounded(int, 1000),
         default=1_000_000,
-        help="with --facility: data collections in all (default: %(default)s)",
+        help="with --facility: data collections in all",
     )
     s.set_defaults(func=cmd_demo_data)
 
@@ -373,22 +429,22 @@ def parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_schemas_check)
 
-    s = sub.add_parser("token", help="print a long-lived token for a service account")
-    s.add_argument("--login", required=True)
+    s = command("token", "print a long-lived token for a service account")
+    s.add_argument("--login", required=True, help="the account's login")
     s.add_argument(
         "--role", action="append", required=True, help="repeatable: acquisition, processing, ..."
     )
     s.add_argument(
         "--beamline", action="append", help="repeatable: limit the account to these beamlines"
     )
-    s.add_argument("--days", type=float, default=365)
+    s.add_argument(
+        "--days", type=_bounded(float, 0.001, 3650), default=365, help="lifetime in days"
+    )
     s.set_defaults(func=cmd_token)
 
-    s = sub.add_parser(
-        "passwd", help="add or change a login in a password file (the `file` authenticator)"
-    )
-    s.add_argument("--file", required=True)
-    s.add_argument("--login", required=True)
+    s = command("passwd", "add or change a login in a password file (the `file` authenticator)")
+    s.add_argument("--file", required=True, help="the password file (created if missing)")
+    s.add_argument("--login", required=True, help="the login to set")
     s.add_argument("--role", action="append", help="repeatable (default: user)")
     s.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"

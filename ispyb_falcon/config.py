@@ -2,14 +2,17 @@
 
 Every key of the example file (`conf/ispyb-falcon.example.ini`) can be
 overridden by an environment variable named `ISPYB_FALCON_<SECTION>_<KEY>`
-(upper case), so a container or a Windows service can be configured without
-editing the file. A bad value is one `ConfigError` naming the key; the CLI
+(upper case), an authenticator's options by `ISPYB_FALCON_AUTHENTICATOR_<NAME>_<OPTION>`,
+so a container or a Windows service can be configured without editing the file;
+any other `ISPYB_FALCON_*` variable is refused (but `ISPYB_FALCON_TEST_*`, the
+test suite's). A bad value is one `ConfigError` naming the key; the CLI
 turns it into a one-line message and exit code 2.
 """
 
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +21,10 @@ from typing import Any
 
 ENV_FILE = "ISPYB_FALCON_CONFIG"
 ENV_PREFIX = "ISPYB_FALCON_"
+ENV_GROUPS = "ISPYB_FALCON_BEAMLINE_GROUPS"
+# ISPYB_FALCON_AUTHENTICATOR_<NAME>_<OPTION>: an option of [authenticator:<name>]
+ENV_AUTHENTICATOR = "ISPYB_FALCON_AUTHENTICATOR_"
+ENV_TESTS = "ISPYB_FALCON_TEST_"  # the test suite's own switches, not settings
 EXAMPLE_SECRET = "change-me-to-a-long-random-secret-of-32-bytes-or-more"
 DEMO_DATABASE_URL = "sqlite:///ispyb-falcon-demo.sqlite"
 
@@ -182,6 +189,7 @@ def load_settings(
             for key in parser[section]:
                 if (section, key) not in KEYS:
                     raise ConfigError(f"unknown key {key!r} in section [{section}]")
+    _refuse_unknown_environment(env)
     values: dict[tuple[str, str], Any] = {}
     for (section, key), (parse, default) in KEYS.items():
         env_name = f"{ENV_PREFIX}{section}_{key}".upper()
@@ -199,7 +207,7 @@ def load_settings(
     groups = (
         _parse_groups(parser["beamline_groups"]) if parser.has_section("beamline_groups") else ()
     )
-    env_groups = env.get(f"{ENV_PREFIX}BEAMLINE_GROUPS")
+    env_groups = env.get(ENV_GROUPS)
     if env_groups:  # "mx=mx_admin:i03,i04; em=em_admin:m01"
         pairs = dict(item.split("=", 1) for item in env_groups.split(";") if "=" in item)
         groups = _parse_groups(pairs)
@@ -208,10 +216,35 @@ def load_settings(
         for s in parser.sections()
         if s.startswith("authenticator:")
     }
+    _environment_options(env, options)
     settings = Settings(values, groups, options, source)
     if settings[("query", "default_limit")] > settings[("query", "max_limit")]:
         raise ConfigError("[query] default_limit must not exceed max_limit")
     return settings
+
+
+def _refuse_unknown_environment(env: Mapping[str, str]) -> None:
+    """A mistyped variable is refused like a mistyped INI key, never silently ignored."""
+    known = {f"{ENV_PREFIX}{s}_{k}".upper() for s, k in KEYS} | {ENV_FILE, ENV_GROUPS}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(ENV_TESTS):
+            continue
+        if name.startswith(ENV_AUTHENTICATOR) and "_" in name[len(ENV_AUTHENTICATOR) :].strip("_"):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"unknown setting in the environment: {name}{hint}")
+
+
+def _environment_options(env: Mapping[str, str], options: dict[str, dict[str, str]]) -> None:
+    """`ISPYB_FALCON_AUTHENTICATOR_LDAP_BASE_DN=...` sets `base_dn` of [authenticator:ldap]
+    (the name is the part up to the first underscore, matched without case)."""
+    for name, value in env.items():
+        if not name.startswith(ENV_AUTHENTICATOR):
+            continue
+        plugin, _, option = name[len(ENV_AUTHENTICATOR) :].partition("_")
+        plugin = next((n for n in options if n.lower() == plugin.lower()), plugin.lower())
+        options.setdefault(plugin, {})[option.lower()] = value
 
 
 def production_problems(settings: Settings) -> list[str]:

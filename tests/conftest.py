@@ -32,7 +32,7 @@ MARIADB_URL = os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL")
 
 
 OFFICIAL_SQL = Path(
-    os.environ.get("ISPYB_FALCON_SQL_DIR")
+    os.environ.get("ISPYB_FALCON_TEST_SQL_DIR")
     or Path(__file__).resolve().parents[2] / "shared" / "ispyb-database" / "schemas" / "ispyb"
 )
 OFFICIAL_SQL_FILES = (  # the load order of ../shared/ispyb-database/README.md

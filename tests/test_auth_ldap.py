@@ -24,8 +24,8 @@ pytest.importorskip("ldap3")
 def slapd():
     if find_slapd() is None:
         message = "slapd is not installed (apt-get install slapd ldap-utils)"
-        if os.environ.get("ISPYB_FALCON_REQUIRE_LDAP") == "1":
-            pytest.fail(message + "; ISPYB_FALCON_REQUIRE_LDAP=1 requires it")
+        if os.environ.get("ISPYB_FALCON_TEST_REQUIRE_LDAP") == "1":
+            pytest.fail(message + "; ISPYB_FALCON_TEST_REQUIRE_LDAP=1 requires it")
         pytest.skip(message)
     with running_slapd() as server:
         yield server

@@ -13,13 +13,13 @@ from .servers import demo_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM and not os.environ.get("ISPYB_FALCON_REQUIRE_CHROMIUM"),
+    not CHROMIUM and not os.environ.get("ISPYB_FALCON_TEST_REQUIRE_CHROMIUM"),
     reason="chromium is not installed",
 )
 
 
 def test_swagger_ui_renders_title_and_operations(tmp_path):
-    assert CHROMIUM, "ISPYB_FALCON_REQUIRE_CHROMIUM is set but chromium is missing"
+    assert CHROMIUM, "ISPYB_FALCON_TEST_REQUIRE_CHROMIUM is set but chromium is missing"
     with demo_server(tmp_path) as (base, _), tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
             [

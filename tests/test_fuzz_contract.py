@@ -4,13 +4,13 @@ Every operation of the document is fuzzed as a user (`pi_anna`) and as an
 admin (`admin1`), each with two seeds and a bounded number of examples per
 operation: a fixed seed, so that every run makes the same requests, and a
 seed drawn for this run, so that CI explores further each time. The run's
-seed is printed (and named in a failure's report); `ISPYB_FALCON_FUZZ_SEED=<seed>`
+seed is printed (and named in a failure's report); `ISPYB_FALCON_TEST_FUZZ_SEED=<seed>`
 replays it. Each response must not be a 5xx, must carry a documented status
 code, and must match the documented schema. The test counts the requests it
 makes and fails below `MIN_REQUESTS` per run of the fixed seed. Each failing
 operation is reported with a curl command for its shrunk example; every
-operation runs even when others fail. `ISPYB_FALCON_FUZZ_EXAMPLES` and
-`ISPYB_FALCON_FUZZ_RUN_EXAMPLES` explore further than CI does (fuzz_hooks.py
+operation runs even when others fail. `ISPYB_FALCON_TEST_FUZZ_EXAMPLES` and
+`ISPYB_FALCON_TEST_FUZZ_RUN_EXAMPLES` explore further than CI does (fuzz_hooks.py
 steers keys to existing rows).
 
 Fuzzing writes (admins create, change and delete rows), so it runs on an app
@@ -48,12 +48,12 @@ from . import fuzz_hooks
 from .conftest import MARIADB_URL, PREFIX, reachable, scratch_database
 
 FIXED_SEED = 20260524
-RUN_SEED = int(os.environ.get("ISPYB_FALCON_FUZZ_SEED") or secrets.randbelow(2**32))
+RUN_SEED = int(os.environ.get("ISPYB_FALCON_TEST_FUZZ_SEED") or secrets.randbelow(2**32))
 SEEDS = {  # name -> (seed, examples per operation and role)
-    "fixed": (FIXED_SEED, int(os.environ.get("ISPYB_FALCON_FUZZ_EXAMPLES", "25"))),
-    "run": (RUN_SEED, int(os.environ.get("ISPYB_FALCON_FUZZ_RUN_EXAMPLES", "10"))),
+    "fixed": (FIXED_SEED, int(os.environ.get("ISPYB_FALCON_TEST_FUZZ_EXAMPLES", "25"))),
+    "run": (RUN_SEED, int(os.environ.get("ISPYB_FALCON_TEST_FUZZ_RUN_EXAMPLES", "10"))),
 }
-REPLAY = f"ISPYB_FALCON_FUZZ_SEED={RUN_SEED} pytest tests/test_fuzz_contract.py"
+REPLAY = f"ISPYB_FALCON_TEST_FUZZ_SEED={RUN_SEED} pytest tests/test_fuzz_contract.py"
 MIN_REQUESTS = 5000  # per run of the fixed seed, users and admins together
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 # A failed check raises an AssertionError, or a FailureGroup (a BaseExceptionGroup) of them.

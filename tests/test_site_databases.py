@@ -17,14 +17,14 @@ must refuse to start, naming every difference. On the drifted database the
 start-up report must name what is gone, and a create that relied on the removed
 default must be refused naming the column.
 
-Skipped unless ISPYB_FALCON_SITE_DATABASES=1; then a database that is missing fails:
+Skipped unless ISPYB_FALCON_TEST_SITE_DATABASES=1; then a database that is missing fails:
 
-    bin/site-databases && ISPYB_FALCON_SITE_DATABASES=1 .venv/bin/pytest -q tests/test_site_databases.py
+    bin/site-databases && ISPYB_FALCON_TEST_SITE_DATABASES=1 .venv/bin/pytest -q tests/test_site_databases.py
 
 Each site's start-up report (what the server logged before it first answered) and
 the number of requests driven are printed at the end of the run and written to
 `site-databases-report.txt` in pytest's base temporary directory (or to the file
-ISPYB_FALCON_SITE_REPORT names); each site's `server.log` and `requests.log` (every
+ISPYB_FALCON_TEST_SITE_REPORT names); each site's `server.log` and `requests.log` (every
 request, its answer and what it should have been) stay in its temporary directory.
 """
 
@@ -50,13 +50,13 @@ from .servers import ROOT, Client, free_port
 from .site_matrix import Caller, Drive, live_columns, tracebacks
 
 pytestmark = pytest.mark.skipif(
-    os.environ.get("ISPYB_FALCON_SITE_DATABASES") != "1",
-    reason="ISPYB_FALCON_SITE_DATABASES=1 is not set (the databases come from bin/site-databases)",
+    os.environ.get("ISPYB_FALCON_TEST_SITE_DATABASES") != "1",
+    reason="ISPYB_FALCON_TEST_SITE_DATABASES=1 is not set (the databases come from bin/site-databases)",
 )
 
 # The MariaDB account that built the databases, and reads information_schema beside the server.
 MARIADB = sa.make_url(
-    os.environ.get("ISPYB_FALCON_SITE_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
+    os.environ.get("ISPYB_FALCON_TEST_SITE_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
 )
 ADMIN_LOGIN = "admin_site"  # the dummy authenticator makes admin* logins admins
 USER_LOGIN = "boaty"  # Person 1 of the test data: PI of a proposal, on two of its sessions
@@ -98,7 +98,7 @@ def report(request, tmp_path_factory):
     if not REPORT:
         return
     path = Path(
-        os.environ.get("ISPYB_FALCON_SITE_REPORT")
+        os.environ.get("ISPYB_FALCON_TEST_SITE_REPORT")
         or tmp_path_factory.getbasetemp() / "site-databases-report.txt"
     )
     path.write_text("\n".join(REPORT) + "\n")
