@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import serialize
+from .. import serialize, zero_dates
 from ..auth.principal import SERVICE_ROLES, Principal
 from ..catalog.store import Catalog
 from ..errors import not_found
@@ -50,6 +50,11 @@ class Backend:
     max_limit: int
     max_body_bytes: int
     members_see_all_sessions: bool
+
+    def __post_init__(self) -> None:
+        # Zero and partial dates (0000-00-00, 2020-05-00) are served, filtered and written
+        # as text on both databases: the reflected date columns get the type that does it.
+        zero_dates.adapt(self.tables.values())
 
     def read_root(self, p: Principal, per_row: bool = True) -> VisibleRoot:
         """What the caller may read (`per_row`: see VisibleRoot; False for lists that name
