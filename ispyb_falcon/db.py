@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from . import serialize
+from . import serialize, zero_dates
 from .config import Settings
 
 READS_AUTOCOMMIT = "ispyb_reads_autocommit"  # engine execution option (see transaction())
@@ -153,6 +153,9 @@ def reflect(engine: sa.Engine, tables: Iterable[str]) -> sa.MetaData:
                 # MySQL's DOUBLE reflects as a Decimal rounded to 10 places: 1.5e-12
                 # would be served as 0. The driver's float is the stored value exactly.
                 column.type.asdecimal = False
+    # Zero and partial dates (0000-00-00, 2020-05-00) are served, filtered and written
+    # as text on both databases: the date columns get the type that does it.
+    zero_dates.adapt(metadata.tables.values())
     return metadata
 
 

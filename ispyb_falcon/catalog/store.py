@@ -24,6 +24,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from .. import zero_dates
 from .drift import load_schema_dir
 
 SCHEMAS_ENV_HINT = "set [database] schemas_dir"
@@ -49,21 +50,30 @@ TIME_MAX_SECONDS = 838 * 3600 + 59 * 60 + 59  # MySQL TIME: -838:59:59 .. 838:59
 # The integers every database here binds: SQLite's driver cannot bind more than
 # 64 bits (OverflowError), where MariaDB would compare the value as a decimal.
 INT64 = range(-(2**63), 2**63)
+DATE_TYPES = ("date", "datetime", "timestamp")
 
 
-def parse_datetime(text: str) -> dt.datetime:
+def parse_datetime(text: str) -> dt.datetime | str:
+    """A DATETIME or TIMESTAMP value: a datetime, or the text of a zero or partial date
+    (`0000-00-00T00:00:00`, `2020-05-00T00:00:00`: see zero_dates)."""
     m = _DATETIME.match(text)
     if not m:
         raise ValueError("expected YYYY-MM-DDTHH:MM[:SS]")
     y, mo, d, h, mi, s = (int(x) if x else 0 for x in m.groups())
+    if mo == 0 or d == 0:
+        return zero_dates.datetime_text(y, mo, d, h, mi, s)
     return dt.datetime(y, mo, d, h, mi, s)
 
 
-def parse_date(text: str) -> dt.date:
+def parse_date(text: str) -> dt.date | str:
+    """A DATE value: a date, or the text of a zero or partial date (`2020-05-00`)."""
     m = _DATE.match(text)
     if not m:
         raise ValueError("expected YYYY-MM-DD")
-    return dt.date(*(int(x) for x in m.groups()))
+    y, mo, d = (int(x) for x in m.groups())
+    if mo == 0 or d == 0:
+        return zero_dates.date_text(y, mo, d)
+    return dt.date(y, mo, d)
 
 
 def parse_time(text: str) -> str:
@@ -79,9 +89,14 @@ def parse_time(text: str) -> str:
     return f"{sign}{h:02d}:{mi:02d}:{s:02d}"
 
 
-def _checked_datetime(lo: int, hi: int) -> Callable[[Any], Any]:
-    def convert(value: str) -> dt.datetime:
+def _checked_datetime(lo: int, hi: int, *, timestamp: bool = False) -> Callable[[Any], Any]:
+    """A DATETIME (`timestamp`: a TIMESTAMP) whose year is from `lo` to `hi`, or a zero or
+    partial date as the column holds them (a TIMESTAMP: only the zero one)."""
+
+    def convert(value: str) -> dt.datetime | str:
         parsed = parse_datetime(value)
+        if isinstance(parsed, str):
+            return zero_dates.timestamp_text(parsed) if timestamp else parsed
         if not lo <= parsed.year <= hi:
             raise ValueError(f"year must be from {lo} to {hi}")
         return parsed
@@ -180,7 +195,7 @@ def converter_for(column: dict) -> Callable[[Any], Any] | None:
     if base == "datetime":
         return _checked_datetime(1000, 9999)
     if base == "timestamp":
-        return _checked_datetime(1970, 2037)
+        return _checked_datetime(1970, 2037, timestamp=True)
     if base == "date":
         return parse_date
     if base == "time":
@@ -211,6 +226,7 @@ class TableSchema:
     columns: dict[str, dict] = field(init=False)
     read_only: frozenset[str] = field(init=False)
     blobs: frozenset[str] = field(init=False)
+    dates: frozenset[str] = field(init=False)  # DATE, DATETIME and TIMESTAMP columns
     converters: dict[str, Callable[[Any], Any]] = field(init=False)
     etag: str = field(init=False)
     text: str = field(init=False)
@@ -221,6 +237,7 @@ class TableSchema:
         self.blobs = frozenset(
             c for c, s in self.columns.items() if s.get("x-ispyb", {}).get("blob")
         )
+        self.dates = frozenset(c for c in self.columns if base_type(self.sql_type(c)) in DATE_TYPES)
         self.full = Draft202012Validator(self.schema)
         partial = copy.deepcopy(self.schema)
         partial.pop("required", None)

@@ -76,10 +76,9 @@ def server_default(sql_type: str, default: str | None) -> Any:
     if _CURRENT_TIMESTAMP.fullmatch(default.strip()):
         return sa.func.current_timestamp() if base in ("timestamp", "datetime") else None
     if default.startswith("'") and default.endswith("'") and len(default) >= 2:
-        value = default[1:-1].replace("''", "'")
-        if value.startswith("0000-00-00"):
-            return None  # MariaDB's zero date: neither valid in Python nor SQLite
-        return value
+        # MariaDB's zero date ('0000-00-00 00:00:00') too: SQLite keeps the text as
+        # MariaDB writes it, and the server serves it as it does MariaDB's (zero_dates).
+        return default[1:-1].replace("''", "'")
     if _NUMBER.fullmatch(default):
         return sa.text(default)
     return None

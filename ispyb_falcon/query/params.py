@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import zero_dates
 from ..catalog.store import (
     INT64,
     TableSchema,
@@ -126,7 +127,13 @@ def _float(text: str) -> float:
 
 
 def _datetime(text: str):
+    """A datetime (a date alone is its midnight), or the text of a zero or partial date."""
     return parse_datetime(text) if len(text) > 10 else parse_datetime(text + "T00:00")
+
+
+def _timestamp(text: str):
+    """As `_datetime`; of the dates with a zero part, a TIMESTAMP holds only the zero one."""
+    return zero_dates.timestamp_text(_datetime(text))
 
 
 def value_parser(table: TableSchema, column: str) -> Callable[[str], Any]:
@@ -136,8 +143,10 @@ def value_parser(table: TableSchema, column: str) -> Callable[[str], Any]:
         return _int
     if base in ("float", "double", "decimal", "real"):
         return _float
-    if base in ("datetime", "timestamp"):
+    if base == "datetime":
         return _datetime
+    if base == "timestamp":
+        return _timestamp
     if base == "date":
         return parse_date
     if base == "time":

@@ -19,13 +19,16 @@ from collections.abc import Iterator
 
 from sqlalchemy import exc as sa_exc
 
+from .. import zero_dates
 from ..catalog.store import TableSchema
 from ..errors import ApiError, conflict, is_connection_error, unprocessable
 
 # MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
 # (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
-REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406}
+# 1978: a column's default the sql_mode refuses (a zero date, with NO_ZERO_DATE).
+REFUSALS = {4025, 3819, 1264, 1265, 1292, 1366, 1406, 1978}
 DUPLICATE, REFERENCED, MISSING_PARENT = 1062, 1451, 1452
+INCORRECT_VALUE, INCORRECT_DEFAULT = 1292, 1978
 SQLITE_UNIQUE = "UNIQUE constraint failed: "  # then Table.column, Table.column
 SQLITE_FOREIGN_KEY = "FOREIGN KEY constraint failed"  # SQLite says no more, either way
 _MARIADB_KEY = re.compile(r"for key '(?:[^'.]*\.)?([^'.]+)'")  # 'barCode' or 'Dewar.barCode'
@@ -43,6 +46,11 @@ _REFUSED = {
     4025: "fails the database's check on this column",
     3819: "fails the database's check on this column",
 }
+# "Incorrect datetime value: '0000-00-00 00:00:00' for column `db`.`T`.`c` at row 1" (1292),
+# "Incorrect default value '0000-00-00 00:00:00' for column 'c'" (1978)
+_INCORRECT = re.compile(
+    r"Incorrect (\w+) value:? '([^']*)' for column (?:`[^`]*`\.)*[`']([^`']+)[`']"
+)
 TAKEN = "already taken by another row (which may be one you cannot see)"
 
 
@@ -93,6 +101,13 @@ def refusal(exc: sa_exc.DBAPIError, schema: TableSchema, where: str, *, deleting
                 }
             ],
         )
+    incorrect = _INCORRECT.search(text) if code in (INCORRECT_VALUE, INCORRECT_DEFAULT) else None
+    if incorrect and incorrect[3] in schema.columns:
+        kind, stored, column = incorrect.groups()
+        return unprocessable(
+            "The database refused the values.",
+            [{"path": f"{where}.{column}", "message": _incorrect(stored, kind == "default")}],
+        )
     column = _REFUSED_COLUMN.search(text) or _CHECK.search(text)
     name = column[1].rsplit(".", 1)[-1] if column else None
     path = f"{where}.{name}" if name and name in schema.columns else where
@@ -100,6 +115,22 @@ def refusal(exc: sa_exc.DBAPIError, schema: TableSchema, where: str, *, deleting
         "The database refused the values.",
         [{"path": path, "message": _REFUSED.get(code, "the database cannot store this value")}],
     )
+
+
+def _incorrect(stored: str, default: bool) -> str:
+    """Why a value was refused: a zero or partial date the server's sql_mode does not take
+    (given, or the column's default), said as the API writes it; or a value the column's
+    type cannot hold."""
+    served = zero_dates.served_datetime(stored) if len(stored) > 10 else stored
+    if not zero_dates.is_zero_or_partial(served):
+        return f"{served!r}: the database cannot store this value in this column"
+    refused = (
+        "this database does not store zero or partial dates "
+        "(its sql_mode has NO_ZERO_DATE or NO_ZERO_IN_DATE)"
+    )
+    if default:
+        return f"the column's default {served!r} is a zero date and {refused}: give a value"
+    return f"{served!r}: {refused}"
 
 
 def unique_clash(text: str, schema: TableSchema, where: str) -> ApiError:
