@@ -14,6 +14,7 @@ from falcon_cors import CORS
 from . import db, errors, openapi
 from .auth.authenticators import Authenticator, load_authenticator
 from .auth.principal import PrincipalLoader
+from .auth.proxies import TrustedProxies
 from .auth.ratelimit import LoginLimiter
 from .auth.tokens import TokenService, TokenSettings
 from .catalog.drift import check_drift
@@ -256,7 +257,9 @@ def create_app(
             app.add_route(prefix + route.path + item, Item(backend, route, parent))
 
     limiter = LoginLimiter(
-        settings[("auth", "login_max_failures")], settings[("auth", "login_window_seconds")]
+        settings[("auth", "login_max_failures")],
+        settings[("auth", "login_window_seconds")],
+        proxies=TrustedProxies(settings[("server", "trusted_proxies")]),
     )
     login = Login(
         make_authenticators(settings),

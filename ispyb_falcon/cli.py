@@ -43,7 +43,9 @@ def waitress_options(settings: Settings) -> dict:
         # past it with its own 413; larger ones get waitress's, in JSON too (see below).
         "max_request_body_size": BODY_READ_FACTOR * settings[("server", "max_body_bytes")],
         "ident": "ispyb-falcon",
-        "clear_untrusted_proxy_headers": True,
+        # waitress drops X-Forwarded-For unless told otherwise; with [server] trusted_proxies
+        # the app keeps it and reads it only from those proxies (auth/proxies.py).
+        "clear_untrusted_proxy_headers": not settings[("server", "trusted_proxies")],
         # Flush exports to the client early: waitress buffers 16 MB per connection by default,
         # which made a 1M-row CSV export peak ~25 MB higher (bin/bench).
         "outbuf_high_watermark": 1 << 20,

@@ -70,6 +70,12 @@ def _str(value: str) -> str:
     return value.strip()
 
 
+def _proxies(value: str) -> tuple[str, ...]:
+    from .auth.proxies import check_entry
+
+    return tuple(check_entry(entry) for entry in _list(value))
+
+
 # (section, key) -> (parser, default). The one table of every setting: the
 # example INI documents the same keys, and a test checks they agree.
 KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
@@ -83,6 +89,7 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("server", "cors_origins"): (_list, ""),
     ("server", "modules"): (_list, "all"),
     ("server", "log_level"): (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+    ("server", "trusted_proxies"): (_proxies, ""),
     ("database", "url"): (_str, DEMO_DATABASE_URL),
     ("database", "schemas_dir"): (_str, ""),
     ("database", "schema_check"): (_choice("error", "warn", "off"), "error"),

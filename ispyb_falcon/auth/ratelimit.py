@@ -21,6 +21,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .proxies import TrustedProxies
+
 MAX_LOGIN_KEY = 256  # longer logins share a key; they cannot be real anyway
 
 
@@ -51,6 +53,7 @@ class LoginLimiter:
         clock: Callable[[], float] = time.monotonic,
         *,
         max_entries: int = 10_000,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         if max_failures < 1:
             raise ValueError("max_failures must be at least 1")
@@ -62,12 +65,17 @@ class LoginLimiter:
         self.max_address_failures = 4 * max_failures
         self.window_seconds = window_seconds
         self.max_entries = max_entries
+        self.proxies = proxies or TrustedProxies()
         self._clock = clock
         self._lock = threading.Lock()
         # Each value keeps only the most recent failures that can matter (deque maxlen);
         # the OrderedDict is ordered by last failure, oldest first, for pruning and eviction.
         self._pairs: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._addresses: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str:
+        """The address an attempt counts against (see `TrustedProxies.client`)."""
+        return self.proxies.client(peer, forwarded_for)
 
     @staticmethod
     def _login_key(login: str) -> str:

@@ -103,7 +103,8 @@ class Login:
         self.login(req, resp, login, password, plugin)
 
     def login(self, req, resp, login: str, password: str, plugin: str | None) -> None:
-        address = req.remote_addr or "-"
+        # The client's address, from X-Forwarded-For only behind a trusted proxy.
+        address = self.limiter.client_address(req.remote_addr, req.get_header("X-Forwarded-For"))
         try:
             attempt = self.limiter.attempt(login, address)  # counted as failed until it succeeds
         except TooManyFailures as exc:
