@@ -109,6 +109,8 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("auth", "authenticators"): (_list, "dummy"),
     ("auth", "login_max_failures"): (_int_range(1, 1000), "5"),
     ("auth", "login_window_seconds"): (_int_range(1, 86400), "300"),
+    ("auth", "address_max_failures"): (_int_range(1, 4000), "20"),
+    ("auth", "known_address_days"): (_int_range(0, 366), "30"),
 }
 
 

@@ -1,8 +1,16 @@
-"""The login limit and the client's address: from X-Forwarded-For only when the
-connection comes from one of `[server] trusted_proxies`, as the right-most address
-that is not itself a trusted proxy."""
+"""The login limit: no more failures than the limit, and no lockout of a login that did
+not fail.
+
+The rules run against a store (here this process's memory), then through the HTTP
+API: the client's address behind trusted proxies, and the settings.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import falcon.testing
 import pytest
@@ -10,13 +18,276 @@ import pytest
 from ispyb_falcon.app import create_app
 from ispyb_falcon.auth.passwords import MIN_ITERATIONS, hash_password
 from ispyb_falcon.auth.proxies import TrustedProxies, check_entry
+from ispyb_falcon.auth.ratelimit import (
+    LoginLimiter,
+    MemoryStore,
+    TooManyFailures,
+    address_key,
+)
 from ispyb_falcon.config import ConfigError, load_settings
 
 from .conftest import PREFIX
 
-N = 3  # failures per login at an address
-M = 4 * N  # failures per address
-PASSWORDS = {"admin1": "right-admin"}
+N = 3  # failures per login (and per login at one address)
+M = 6  # failures per address
+WINDOW = 60
+STORES = ["memory"]
+PASSWORDS = {"admin1": "right-admin", "manager1": "right-manager"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture(params=STORES)
+def stores(request):
+    """A function making stores of one kind that share their counts, as workers do."""
+    store = MemoryStore()
+    return lambda: store
+
+
+@pytest.fixture
+def make(stores, clock):
+    """make(**options) -> a limiter on the test's store (N per login, M per address)."""
+
+    def limiter(**options) -> LoginLimiter:
+        options.setdefault("max_address_failures", M)
+        options.setdefault("store", stores())
+        return LoginLimiter(N, WINDOW, clock, **options)
+
+    return limiter
+
+
+def fail(limiter: LoginLimiter, login: str, address: str, times: int = 1) -> None:
+    """Wrong passwords: attempts that are never settled stay counted as failures."""
+    for _ in range(times):
+        limiter.attempt(login, address)
+
+
+def refused(limiter: LoginLimiter, login: str, address: str) -> int | None:
+    """Seconds the login must wait at the address, or None (the probe is taken back)."""
+    try:
+        limiter.withdraw(limiter.attempt(login, address))
+    except TooManyFailures as exc:
+        return exc.seconds
+    return None
+
+
+def log_in(limiter: LoginLimiter, login: str, address: str) -> None:
+    limiter.succeeded(limiter.attempt(login, address))
+
+
+# --- the rules, on every store --------------------------------------------------------------
+
+
+def test_a_login_is_refused_after_its_failures_from_any_addresses(make):
+    limiter = make()
+    for i in range(N):
+        assert refused(limiter, "alice", f"10.0.0.{i}") is None
+        fail(limiter, "alice", f"10.0.0.{i}")
+    assert refused(limiter, "alice", "10.9.9.9") == WINDOW
+    # Other logins from those addresses are not refused.
+    assert refused(limiter, "bob", "10.0.0.1") is None
+
+
+def test_retry_after_counts_down_from_the_oldest_failure(make, clock):
+    limiter = make()
+    for step in (0, 10, 20):
+        clock.now = 1000 + step
+        fail(limiter, "alice", "a")
+    assert refused(limiter, "alice", "a") == 40  # the first failure leaves the window at 1060
+    clock.now = 1059.5
+    assert refused(limiter, "alice", "a") == 1
+    clock.now = 1060
+    assert refused(limiter, "alice", "a") is None
+
+
+def test_failures_leave_the_window(make, clock):
+    limiter = make()
+    fail(limiter, "alice", "a", N - 1)
+    clock.now += WINDOW + 1
+    fail(limiter, "alice", "a", N - 1)  # the first ones are outside the window now
+    assert refused(limiter, "alice", "a") is None
+    fail(limiter, "alice", "a")
+    assert refused(limiter, "alice", "a") == WINDOW
+
+
+def test_the_case_of_a_login_does_not_dodge_the_limit(make):
+    limiter = make()
+    fail(limiter, "Alice", "a")
+    fail(limiter, "ALICE", "b")
+    fail(limiter, "alice", "c")
+    assert refused(limiter, "aLiCe", "d") == WINDOW
+
+
+def test_an_address_is_refused_after_failures_over_many_logins(make):
+    limiter = make()
+    for i in range(M):
+        fail(limiter, f"user{i}", "6.6.6.6")
+    assert refused(limiter, "fresh", "6.6.6.6") == WINDOW
+    assert refused(limiter, "fresh", "7.7.7.7") is None
+
+
+def test_a_sprayer_cannot_lock_out_a_login_known_at_its_address_or_elsewhere(make):
+    limiter = make()
+    log_in(limiter, "admin1", "6.6.6.6")  # the lab's NAT address, which the sprayer shares
+    log_in(limiter, "admin1", "10.1.1.1")
+    for i in range(5 * M):
+        with contextlib.suppress(TooManyFailures):
+            fail(limiter, f"user{i}", "6.6.6.6")
+    assert refused(limiter, "fresh", "6.6.6.6") == WINDOW
+    assert refused(limiter, "admin1", "6.6.6.6") is None
+    log_in(limiter, "admin1", "6.6.6.6")
+    assert refused(limiter, "admin1", "10.1.1.1") is None
+    assert refused(limiter, "admin1", "10.2.2.2") is None  # a new address: not refused either
+    # Where admin1 is not known, the sprayer's address is refused for everyone.
+    assert refused(limiter, "manager1", "6.6.6.6") == WINDOW
+
+
+def test_a_known_login_is_refused_only_after_its_own_failures_at_that_address(make):
+    limiter = make()
+    log_in(limiter, "admin1", "10.1.1.1")
+    for i in range(3 * N):  # guesses at admin1 from many addresses
+        with contextlib.suppress(TooManyFailures):
+            fail(limiter, "admin1", f"172.16.0.{i}")
+    assert refused(limiter, "admin1", "172.16.9.9") == WINDOW  # where admin1 is not known
+    assert refused(limiter, "admin1", "10.1.1.1") is None
+    fail(limiter, "admin1", "10.1.1.1", N)  # admin1's own typos at their usual address
+    assert refused(limiter, "admin1", "10.1.1.1") == WINDOW
+
+
+def test_without_known_addresses_every_count_applies(make):
+    limiter = make(known_days=0)
+    log_in(limiter, "admin1", "6.6.6.6")
+    fail(limiter, "admin1", "9.9.9.9", N)
+    assert refused(limiter, "admin1", "6.6.6.6") == WINDOW
+
+
+def test_a_login_stays_known_for_known_days(make, clock):
+    limiter = make(known_days=1)
+    log_in(limiter, "admin1", "10.1.1.1")
+    fail(limiter, "admin1", "9.9.9.9", N)
+    assert refused(limiter, "admin1", "10.1.1.1") is None
+    clock.now += 86_400 - WINDOW  # a day later, the day's last guesses still count
+    fail(limiter, "admin1", "9.9.9.9", N)
+    assert refused(limiter, "admin1", "10.1.1.1") is None
+    clock.now += WINDOW
+    fail(limiter, "admin1", "9.9.9.9", N)
+    assert refused(limiter, "admin1", "10.1.1.1") == WINDOW  # no longer known
+
+
+def test_success_forgives_the_logins_failures_at_that_address_in_every_count(make):
+    limiter = make()
+    fail(limiter, "alice", "a", N - 1)  # typos
+    for i in range(M - N):
+        fail(limiter, f"user{i}", "a")
+    log_in(limiter, "alice", "a")
+    fail(limiter, "alice", "b", N - 1)  # would reach N if the typos at a still counted
+    assert refused(limiter, "alice", "c") is None
+    fail(limiter, "bob", "a", N - 1)  # would reach M if they still counted on the address
+    assert refused(limiter, "carol", "a") is None
+
+
+def test_success_does_not_forgive_the_addresses_other_failures(make):
+    limiter = make()
+    for i in range(M - 1):
+        fail(limiter, f"user{i}", "a")
+    log_in(limiter, "mine", "a")
+    assert refused(limiter, "other", "a") is None
+    fail(limiter, "user9", "a")
+    assert refused(limiter, "other", "a") == WINDOW
+
+
+def test_an_attempt_counts_as_failed_from_its_start_until_withdrawn(make):
+    limiter = make()
+    first = limiter.attempt("alice", "a")
+    fail(limiter, "alice", "a", N - 1)
+    with pytest.raises(TooManyFailures) as blocked:
+        limiter.attempt("alice", "a")  # those before are still being checked
+    assert blocked.value.seconds == WINDOW
+    limiter.withdraw(first)  # e.g. the authenticator was unreachable
+    log_in(limiter, "alice", "a")
+    assert refused(limiter, "alice", "b") is None
+
+
+def test_ipv6_clients_count_per_64_network(make):
+    limiter = make()
+    for i in range(M):
+        fail(limiter, f"user{i}", f"2001:db8:1:2::{i + 1:x}")
+    assert refused(limiter, "fresh", "2001:db8:1:2:ffff::9") == WINDOW
+    assert refused(limiter, "fresh", "2001:db8:1:3::1") is None
+    assert address_key("::ffff:10.1.2.3") == "10.1.2.3"
+
+
+def test_two_workers_sharing_a_store_count_together(make, stores):
+    one, two = make(store=stores()), make(store=stores())
+    fail(one, "alice", "a")
+    fail(two, "alice", "b")
+    fail(one, "alice", "c")
+    assert refused(two, "alice", "d") == WINDOW
+    log_in(two, "admin1", "x")
+    fail(one, "admin1", "y", N)
+    assert refused(one, "admin1", "x") is None  # known, whichever worker saw the success
+
+
+def test_simultaneous_attempts_on_two_workers_pass_no_more_often_than_the_limit(stores):
+    workers = [LoginLimiter(N, WINDOW, store=stores()) for _ in range(2)]
+    login = f"alice-{uuid.uuid4().hex}"
+    barrier = threading.Barrier(24)
+
+    def guess(i: int) -> bool:
+        barrier.wait()
+        try:
+            workers[i % 2].attempt(login, f"10.0.{i}.1")
+        except TooManyFailures:
+            return False
+        return True
+
+    with ThreadPoolExecutor(24) as pool:
+        passed = list(pool.map(guess, range(24)))
+    assert passed.count(True) == N
+
+
+# --- this process's memory --------------------------------------------------------------------
+
+
+def test_memory_is_bounded_and_keeps_the_latest(clock):
+    store = MemoryStore(max_entries=100)
+    limiter = LoginLimiter(5, 300, clock, store=store)
+    for i in range(1000):
+        fail(limiter, f"user{i}", f"10.0.{i // 256}.{i % 256}")
+    assert len(store) <= 100
+    fail(limiter, "user999", "10.0.3.231", 4)
+    assert refused(limiter, "user999", "10.0.3.231") == 300
+
+
+def test_memory_forgets_what_left_the_window(clock):
+    store = MemoryStore()
+    limiter = LoginLimiter(5, 60, clock, store=store)
+    for i in range(50):
+        fail(limiter, f"user{i}", f"10.0.0.{i}")
+    assert len(store) == 150
+    clock.now += 61
+    fail(limiter, "late", "b")
+    assert len(store) == 3  # the pair, the login and the address of the late one
+
+
+def test_bad_limiter_arguments():
+    with pytest.raises(ValueError, match="max_failures"):
+        LoginLimiter(max_failures=0)
+    with pytest.raises(ValueError, match="window_seconds"):
+        LoginLimiter(window_seconds=0)
+    with pytest.raises(ValueError, match="max_entries"):
+        MemoryStore(max_entries=0)
 
 
 # --- which address a request comes from -------------------------------------------------------
@@ -63,7 +334,10 @@ def test_a_bad_trusted_proxy_is_refused(entry):
 def password_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("limiter") / "passwords"
     path.write_text(
-        f"admin1:admin:{hash_password(PASSWORDS['admin1'], iterations=MIN_ITERATIONS)}\n"
+        "".join(
+            f"{login}:user:{hash_password(pw, iterations=MIN_ITERATIONS)}\n"
+            for login, pw in PASSWORDS.items()
+        )
     )
     return path
 
@@ -73,6 +347,7 @@ def file_client(settings, catalog, password_file, **changes) -> falcon.testing.T
         auth_authenticators=("file",),
         authenticator_options={"file": {"path": str(password_file)}},
         auth_login_max_failures=N,
+        auth_address_max_failures=M,
         **changes,
     )
     return falcon.testing.TestClient(create_app(local, catalog=catalog))
@@ -108,13 +383,28 @@ def test_without_trusted_proxies_a_forged_header_changes_nothing(settings, catal
     assert login(client, "admin1", PASSWORDS["admin1"], "7.7.7.7").status_code == 200
 
 
-def test_a_bad_trusted_proxy_setting_names_the_key():
-    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
-        load_settings(None, environ={"ISPYB_FALCON_SERVER_TRUSTED_PROXIES": "10.0.0.0/8, nginx"})
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ISPYB_FALCON_SERVER_TRUSTED_PROXIES": "10.0.0.0/8, nginx"}, "TRUSTED_PROXIES"),
+        ({"ISPYB_FALCON_AUTH_ADDRESS_MAX_FAILURES": "0"}, "ADDRESS_MAX_FAILURES"),
+        ({"ISPYB_FALCON_AUTH_KNOWN_ADDRESS_DAYS": "-1"}, "KNOWN_ADDRESS_DAYS"),
+    ],
+)
+def test_bad_limit_settings_name_the_key(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(None, environ=env)
 
 
-def test_trusted_proxies_come_from_the_environment():
+def test_limit_settings_come_from_the_environment():
     settings = load_settings(
-        None, environ={"ISPYB_FALCON_SERVER_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, unix"}
+        None,
+        environ={
+            "ISPYB_FALCON_SERVER_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, unix",
+            "ISPYB_FALCON_AUTH_ADDRESS_MAX_FAILURES": "50",
+            "ISPYB_FALCON_AUTH_KNOWN_ADDRESS_DAYS": "0",
+        },
     )
     assert settings[("server", "trusted_proxies")] == ("127.0.0.1", "10.0.0.0/8", "unix")
+    assert settings[("auth", "address_max_failures")] == 50
+    assert settings[("auth", "known_address_days")] == 0
