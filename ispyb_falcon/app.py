@@ -255,7 +255,7 @@ def create_app(
             item = "/{key}" if route.nested else "/{id}"
             app.add_route(prefix + route.path + item, Item(backend, route, parent))
 
-    limiter = make_limiter(settings)
+    limiter = make_limiter(settings, engine)
     login = Login(
         make_authenticators(settings),
         tokens,

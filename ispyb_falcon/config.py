@@ -111,6 +111,8 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("auth", "login_window_seconds"): (_int_range(1, 86400), "300"),
     ("auth", "address_max_failures"): (_int_range(1, 4000), "20"),
     ("auth", "known_address_days"): (_int_range(0, 366), "30"),
+    ("auth", "limiter"): (_choice("memory", "database", "redis"), "memory"),
+    ("auth", "limiter_url"): (_str, ""),
 }
 
 

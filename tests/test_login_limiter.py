@@ -1,22 +1,29 @@
-"""The login limit: no more failures than the limit, and no lockout of a login that did
-not fail.
+"""The login limit: the same for the whole site, and no lockout of a login that did not fail.
 
-The rules run against a store (here this process's memory), then through the HTTP
-API: the client's address behind trusted proxies, and the settings.
+The rules run against every store a site can choose (this process's memory, a
+table in SQLite or MariaDB, Redis), then through the HTTP API: the client's
+address behind trusted proxies, a store outage (503, never 500), the settings;
+and last on four `ispyb-falcon serve` processes sharing one store, as four
+gunicorn workers or four hosts do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import falcon.testing
 import pytest
+import sqlalchemy as sa
 
+from ispyb_falcon import db
 from ispyb_falcon.app import create_app
-from ispyb_falcon.auth.passwords import MIN_ITERATIONS, hash_password
+from ispyb_falcon.auth import limitstores
+from ispyb_falcon.auth.limitstores import DatabaseStore, RedisStore, create_table
 from ispyb_falcon.auth.proxies import TrustedProxies, check_entry
 from ispyb_falcon.auth.ratelimit import (
     LoginLimiter,
@@ -24,15 +31,28 @@ from ispyb_falcon.auth.ratelimit import (
     TooManyFailures,
     address_key,
 )
+from ispyb_falcon.auth.resp import Redis
+from ispyb_falcon.cli import main
 from ispyb_falcon.config import ConfigError, load_settings
 
-from .conftest import PREFIX
+from .conftest import MARIADB_URL, PREFIX
+from .servers import free_port
+from .site_workers import (
+    PASSWORDS,
+    REDIS_URL,
+    drop_redis_keys,
+    limit_table,
+    post_login,
+    redis_or_skip,
+    redis_prefix,
+    site_workers,
+    write_passwords,
+)
 
 N = 3  # failures per login (and per login at one address)
 M = 6  # failures per address
 WINDOW = 60
-STORES = ["memory"]
-PASSWORDS = {"admin1": "right-admin", "manager1": "right-manager"}
+STORES = ["memory", "sqlite", "mariadb", "redis"]
 
 
 class FakeClock:
@@ -48,11 +68,57 @@ def clock():
     return FakeClock()
 
 
-@pytest.fixture(params=STORES)
-def stores(request):
+@pytest.fixture(scope="module")
+def mariadb_table():
+    """The limit's table in the MariaDB test database, for this module only."""
+    if not MARIADB_URL:
+        pytest.skip("ISPYB_FALCON_TEST_DATABASE_URL is not set")
+    engine = sa.create_engine(MARIADB_URL)
+    created = create_table(engine)
+    yield engine
+    if created:
+        limitstores.table.drop(engine)
+    engine.dispose()
+
+
+def store_factory(kind: str, request, tmp_path):
     """A function making stores of one kind that share their counts, as workers do."""
-    store = MemoryStore()
-    return lambda: store
+    settings = load_settings(None, environ={})
+    if kind == "memory":
+        store = MemoryStore()
+        return lambda: store
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'limit.sqlite'}"
+        engines = []
+
+        def make():
+            engines.append(db.make_engine(settings, url))
+            create_table(engines[-1])
+            return DatabaseStore(engines[-1])
+
+        request.addfinalizer(lambda: [e.dispose() for e in engines])
+        return make
+    if kind == "mariadb":
+        shared = request.getfixturevalue("mariadb_table")
+        with shared.begin() as conn:
+            conn.execute(sa.delete(limitstores.table))
+        engines = []
+
+        def make():
+            engines.append(db.make_engine(settings, MARIADB_URL))
+            return DatabaseStore(engines[-1])
+
+        request.addfinalizer(lambda: [e.dispose() for e in engines])
+        return make
+    url = redis_or_skip()
+    prefix = redis_prefix()
+    request.addfinalizer(lambda: drop_redis_keys(url, prefix))
+    return lambda: RedisStore(Redis(url, timeout=5), prefix=prefix)
+
+
+@pytest.fixture(params=STORES)
+def stores(request, tmp_path):
+    return store_factory(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -332,14 +398,7 @@ def test_a_bad_trusted_proxy_is_refused(entry):
 
 @pytest.fixture(scope="module")
 def password_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("limiter") / "passwords"
-    path.write_text(
-        "".join(
-            f"{login}:user:{hash_password(pw, iterations=MIN_ITERATIONS)}\n"
-            for login, pw in PASSWORDS.items()
-        )
-    )
-    return path
+    return write_passwords(tmp_path_factory.mktemp("limiter") / "passwords")
 
 
 def file_client(settings, catalog, password_file, **changes) -> falcon.testing.TestClient:
@@ -383,10 +442,85 @@ def test_without_trusted_proxies_a_forged_header_changes_nothing(settings, catal
     assert login(client, "admin1", PASSWORDS["admin1"], "7.7.7.7").status_code == 200
 
 
+def test_a_store_outage_is_a_503_with_retry_after_never_a_500(
+    settings, catalog, password_file, tmp_path
+):
+    closed = free_port()
+    for changes in (
+        {"auth_limiter": "redis", "auth_limiter_url": f"redis://127.0.0.1:{closed}/0"},
+        {
+            "auth_limiter": "database",
+            "auth_limiter_url": f"sqlite:///{tmp_path / 'no-such-directory' / 'limit.sqlite'}",
+        },
+        {
+            "auth_limiter": "database",
+            "auth_limiter_url": f"mysql+pymysql://root@127.0.0.1:{closed}/ispyb",
+            "database_connect_timeout": 1,
+        },
+    ):
+        client = file_client(settings, catalog, password_file, **changes)  # starts all the same
+        r = login(client, "admin1", PASSWORDS["admin1"], "10.0.0.1")
+        assert r.status_code == 503, (changes, r.text)
+        assert int(r.headers["Retry-After"]) > 0
+        assert r.json["title"] == "503 Service Unavailable"
+
+
+def test_a_redis_outage_ends_without_a_restart(settings, catalog, password_file):
+    """Cut: 503 at once; hung: 503 after the timeout; back: counted again, reconnected."""
+    from .test_outage import Proxy
+
+    url = redis_or_skip()
+    target = Redis(url, timeout=2)
+    proxy = Proxy(target.host, target.port)
+    prefix = redis_prefix()
+    client = file_client(
+        settings,
+        catalog,
+        password_file,
+        auth_limiter="redis",
+        auth_limiter_url=f"redis://127.0.0.1:{proxy.port}/{target.db}?prefix={prefix}",
+        database_connect_timeout=1,
+    )
+    try:
+        assert login(client, "pi_anna", "wrong", "10.0.0.1").status_code == 401
+        proxy.set("cut")
+        assert login(client, "pi_anna", "wrong", "10.0.0.1").status_code == 503
+        proxy.set("hang")
+        started = time.monotonic()
+        assert login(client, "pi_anna", "wrong", "10.0.0.1").status_code == 503
+        assert time.monotonic() - started < 5
+        proxy.set("forward")
+        answers = [login(client, "pi_anna", "wrong", "10.0.0.1") for _ in range(N)]
+        assert [a.status_code for a in answers] == [401] * (N - 1) + [429]
+    finally:
+        proxy.close()
+        drop_redis_keys(url, prefix)
+
+
+def test_a_missing_table_stops_the_start_with_what_to_run(settings, catalog, tmp_path):
+    local = settings.replace(
+        auth_limiter="database", auth_limiter_url=f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    )
+    with pytest.raises(ConfigError, match="ispyb-falcon limiter init"):
+        create_app(local, catalog=catalog)
+
+
+def test_limiter_init_creates_the_table_once_and_prints_its_sql(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'limit.sqlite'}"
+    assert main(["limiter", "init", "--database", url]) == 0
+    assert "created" in capsys.readouterr().err
+    assert main(["limiter", "init", "--database", url]) == 0
+    assert "already there" in capsys.readouterr().err
+    assert main(["limiter", "init", "--sql", "--database", "mysql+pymysql://u@h/ispyb"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CREATE TABLE ispyb_falcon_login_limit") and "ENGINE=InnoDB" in out
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"ISPYB_FALCON_SERVER_TRUSTED_PROXIES": "10.0.0.0/8, nginx"}, "TRUSTED_PROXIES"),
+        ({"ISPYB_FALCON_AUTH_LIMITER": "postgres"}, "AUTH_LIMITER"),
         ({"ISPYB_FALCON_AUTH_ADDRESS_MAX_FAILURES": "0"}, "ADDRESS_MAX_FAILURES"),
         ({"ISPYB_FALCON_AUTH_KNOWN_ADDRESS_DAYS": "-1"}, "KNOWN_ADDRESS_DAYS"),
     ],
@@ -401,10 +535,70 @@ def test_limit_settings_come_from_the_environment():
         None,
         environ={
             "ISPYB_FALCON_SERVER_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, unix",
+            "ISPYB_FALCON_AUTH_LIMITER": "redis",
+            "ISPYB_FALCON_AUTH_LIMITER_URL": "redis://cache:6379/2",
             "ISPYB_FALCON_AUTH_ADDRESS_MAX_FAILURES": "50",
             "ISPYB_FALCON_AUTH_KNOWN_ADDRESS_DAYS": "0",
         },
     )
     assert settings[("server", "trusted_proxies")] == ("127.0.0.1", "10.0.0.0/8", "unix")
+    assert settings[("auth", "limiter")] == "redis"
+    assert settings[("auth", "limiter_url")] == "redis://cache:6379/2"
     assert settings[("auth", "address_max_failures")] == 50
     assert settings[("auth", "known_address_days")] == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://cache:6379", "redis://cache:port/0", "redis://c/x", "redis://c/0?db=1"]
+)
+def test_a_bad_redis_url_is_a_config_error(settings, catalog, url):
+    with pytest.raises(ConfigError, match=r"\[auth\] limiter = redis"):
+        create_app(settings.replace(auth_limiter="redis", auth_limiter_url=url), catalog=catalog)
+
+
+# --- four processes of one site -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site_database(database_url):
+    with limit_table(database_url) as url:
+        yield url
+
+
+def together(calls):
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+@pytest.mark.parametrize("limiter", ["database", "redis"])
+def test_four_processes_allow_the_limit_not_four_times_it(limiter, site_database, tmp_path):
+    """25 wrong passwords spread over four processes get N answers of 401, not 4 x N;
+    so do 24 sent at once; a login that did not fail is not refused."""
+    auth = {"limiter": limiter, "login_max_failures": str(N)}
+    if limiter == "redis":
+        prefix = redis_prefix()
+        auth["limiter_url"] = f"{redis_or_skip()}?prefix={prefix}"
+    try:
+        with site_workers(tmp_path, site_database, 4, **auth) as ports:
+            answers = [post_login(ports[i % 4], "pi_anna", f"wrong{i}") for i in range(25)]
+            assert Counter(a.status for a in answers) == {401: N, 429: 25 - N}, answers
+            at_once = together(
+                [
+                    lambda i=i: post_login(
+                        ports[i % 4], "manager1", f"wrong{i}", source="127.0.0.2"
+                    )
+                    for i in range(24)
+                ]
+            )
+            assert Counter(a.status for a in at_once) == {401: N, 429: 24 - N}, at_once
+            for port in ports:
+                assert post_login(port, "admin1", PASSWORDS["admin1"]).status == 200
+    finally:
+        if limiter == "redis":
+            drop_redis_keys(REDIS_URL, prefix)

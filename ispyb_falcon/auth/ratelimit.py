@@ -17,8 +17,9 @@ from the same address. At an address where admin1 is not known, the per-login
 and per-address counts apply, and a sprayer can delay admin1 there for one
 window at most; nothing anyone does elsewhere affects that address.
 
-The counts live in a `Store`; `MemoryStore` keeps them in this process, which is
-right for one waitress process. An attempt is counted as failed when it starts, in the same atomic
+The counts live in a store every worker and host of a site shares (the database
+or Redis; `[auth] limiter`), or in this process (`memory`: right for one waitress
+process). An attempt is counted as failed when it starts, in the same atomic
 step as the check (forty simultaneous guesses cannot all pass the check before
 the first is counted), and taken back when the password proves right: then the
 failures of that login at that address are forgiven in every count, and the
@@ -340,12 +341,36 @@ class LoginLimiter:
             log.warning("login limit store unavailable, attempt not taken back: %s", exc)
 
 
-def make_limiter(settings) -> LoginLimiter:
-    """The site's limiter from `[auth]` and `[server] trusted_proxies`."""
+def make_limiter(settings, engine=None) -> LoginLimiter:
+    """The site's limiter from `[auth]` and `[server] trusted_proxies`.
+
+    `engine` is the ISPyB database's, used by `limiter = database` when
+    `limiter_url` is empty.
+    """
+    from ..config import ConfigError
+
+    kind = settings[("auth", "limiter")]
+    if kind == "memory":
+        log.info(
+            "failed logins are counted in this process only ([auth] limiter = memory); "
+            "with several workers or hosts use database or redis"
+        )
+        store: Store = MemoryStore()
+    else:
+        from .limitstores import make_store
+
+        try:
+            store = make_store(settings, engine)
+            store.check()
+        except ValueError as exc:  # a missing table, a bad URL: say so now
+            raise ConfigError(f"[auth] limiter = {kind}: {exc}") from None
+        except LimiterUnavailable as exc:  # an outage, which may end: logins 503 until it does
+            log.warning("login limit store unavailable at start-up (logins answer 503): %s", exc)
     return LoginLimiter(
         settings[("auth", "login_max_failures")],
         settings[("auth", "login_window_seconds")],
         max_address_failures=settings[("auth", "address_max_failures")],
         known_days=settings[("auth", "known_address_days")],
+        store=store,
         proxies=TrustedProxies(settings[("server", "trusted_proxies")]),
     )
