@@ -14,7 +14,7 @@ from falcon_cors import CORS
 from . import db, errors, openapi
 from .auth.authenticators import Authenticator, load_authenticator
 from .auth.principal import PrincipalLoader
-from .auth.ratelimit import LoginLimiter
+from .auth.ratelimit import make_limiter
 from .auth.tokens import TokenService, TokenSettings
 from .catalog.drift import differences
 from .catalog.site import Site, narrowed, read_site
@@ -291,9 +291,7 @@ def create_app(
             item = "/{key}" if route.nested else "/{id}"
             app.add_route(prefix + route.path + item, Item(backend, route, parent))
 
-    limiter = LoginLimiter(
-        settings[("auth", "login_max_failures")], settings[("auth", "login_window_seconds")]
-    )
+    limiter = make_limiter(settings, engine)
     login = Login(
         make_authenticators(settings),
         tokens,

@@ -67,7 +67,9 @@ def waitress_options(settings: Settings) -> dict:
         # past it with its own 413; larger ones get waitress's, in JSON too (see below).
         "max_request_body_size": BODY_READ_FACTOR * settings[("server", "max_body_bytes")],
         "ident": "ispyb-falcon",
-        "clear_untrusted_proxy_headers": True,
+        # waitress drops X-Forwarded-For unless told otherwise; with [server] trusted_proxies
+        # the app keeps it and reads it only from those proxies (auth/proxies.py).
+        "clear_untrusted_proxy_headers": not settings[("server", "trusted_proxies")],
         # Flush exports to the client early: waitress buffers 16 MB per connection by default,
         # which made a 1M-row CSV export peak ~25 MB higher (bin/bench).
         "outbuf_high_watermark": 1 << 20,
@@ -450,7 +452,41 @@ def parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     s.set_defaults(func=cmd_passwd)
+    _limiter_parser(sub)
     return p
+
+
+def _limiter_parser(sub) -> None:
+    s = sub.add_parser("limiter", help="the shared login limit's table ([auth] limiter = database)")
+    s = s.add_subparsers(dest="action", required=True).add_parser(
+        "init", help="create the table ispyb_falcon_login_limit if it is missing"
+    )
+    s.add_argument(
+        "--database", help="SQLAlchemy URL (default: [auth] limiter_url, else [database] url)"
+    )
+    s.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    s.set_defaults(func=cmd_limiter_init)
+
+
+def cmd_limiter_init(args: argparse.Namespace) -> int:
+    from . import db
+    from .auth.limitstores import TABLE, create_table, table_sql
+
+    settings = _settings(args)
+    url = args.database or settings[("auth", "limiter_url")] or settings[("database", "url")]
+    if url.startswith(("redis:", "rediss:")):
+        raise ConfigError("limiter init: Redis needs no table; give --database for one")
+    engine = db.make_engine(settings, url)
+    try:
+        if args.sql:
+            print(table_sql(engine), end="")
+            return 0
+        created = create_table(engine)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    print(f"{where}: table {TABLE} {'created' if created else 'already there'}", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

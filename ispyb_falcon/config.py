@@ -77,6 +77,12 @@ def _str(value: str) -> str:
     return value.strip()
 
 
+def _proxies(value: str) -> tuple[str, ...]:
+    from .auth.proxies import check_entry
+
+    return tuple(check_entry(entry) for entry in _list(value))
+
+
 # (section, key) -> (parser, default). The one table of every setting: the
 # example INI documents the same keys, and a test checks they agree.
 KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
@@ -90,6 +96,7 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("server", "cors_origins"): (_list, ""),
     ("server", "modules"): (_list, "all"),
     ("server", "log_level"): (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+    ("server", "trusted_proxies"): (_proxies, ""),
     ("database", "url"): (_str, DEMO_DATABASE_URL),
     ("database", "schemas_dir"): (_str, ""),
     ("database", "schema_check"): (_choice("error", "warn", "off"), "warn"),
@@ -109,6 +116,10 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("auth", "authenticators"): (_list, "dummy"),
     ("auth", "login_max_failures"): (_int_range(1, 1000), "5"),
     ("auth", "login_window_seconds"): (_int_range(1, 86400), "300"),
+    ("auth", "address_max_failures"): (_int_range(1, 4000), "20"),
+    ("auth", "known_address_days"): (_int_range(0, 366), "30"),
+    ("auth", "limiter"): (_choice("memory", "database", "redis"), "memory"),
+    ("auth", "limiter_url"): (_str, ""),
 }
 
 

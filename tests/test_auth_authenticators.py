@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import threading
-import time
 
 import pytest
 
@@ -24,7 +23,6 @@ from ispyb_falcon.auth.passwords import (
     set_password,
     verify_password,
 )
-from ispyb_falcon.auth.ratelimit import LoginLimiter, TooManyFailures
 
 FAST = passwords.MIN_ITERATIONS  # the cheapest count the file accepts, to keep tests quick
 
@@ -328,155 +326,3 @@ def test_option_helpers():
         auth.bool_option("bad")
     with pytest.raises(ValueError, match="'bad'"):
         auth.float_option("bad", 1.0)
-
-
-# --- rate limit ---------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-def test_blocks_pair_after_max_failures(clock):
-    limiter = LoginLimiter(max_failures=3, window_seconds=60, clock=clock)
-    for _ in range(2):
-        limiter.failed("alice", "10.0.0.1")
-        assert limiter.retry_after("alice", "10.0.0.1") is None
-    limiter.failed("alice", "10.0.0.1")
-    assert limiter.retry_after("alice", "10.0.0.1") == 60
-    # Other logins from the address, and the same login elsewhere, are not blocked.
-    assert limiter.retry_after("bob", "10.0.0.1") is None
-    assert limiter.retry_after("alice", "10.0.0.2") is None
-
-
-def test_retry_after_counts_down_from_oldest_failure(clock):
-    limiter = LoginLimiter(max_failures=3, window_seconds=60, clock=clock)
-    for step in (0, 10, 20):
-        clock.now = 1000 + step
-        limiter.failed("alice", "a")
-    assert limiter.retry_after("alice", "a") == 40  # first failure leaves the window at 1060
-    clock.now = 1059.5
-    assert limiter.retry_after("alice", "a") == 1
-    clock.now = 1060
-    assert limiter.retry_after("alice", "a") is None
-
-
-def test_login_case_does_not_dodge_the_limit(clock):
-    limiter = LoginLimiter(max_failures=2, window_seconds=60, clock=clock)
-    limiter.failed("Alice", "a")
-    limiter.failed("alice", "a")
-    assert limiter.retry_after("ALICE", "a") == 60
-
-
-def test_success_resets_the_pair(clock):
-    limiter = LoginLimiter(max_failures=4, window_seconds=60, clock=clock)
-    for _ in range(3):
-        limiter.failed("alice", "a")
-    limiter.succeeded(limiter.attempt("alice", "a"))
-    assert limiter.retry_after("alice", "a") is None
-    limiter.failed("alice", "a")
-    assert limiter.retry_after("alice", "a") is None
-
-
-def test_window_expiry(clock):
-    limiter = LoginLimiter(max_failures=3, window_seconds=300, clock=clock)
-    limiter.failed("alice", "a")
-    limiter.failed("alice", "a")
-    clock.now += 301
-    limiter.failed("alice", "a")  # the first two are outside the window now
-    assert limiter.retry_after("alice", "a") is None
-    limiter.failed("alice", "a")
-    limiter.failed("alice", "a")
-    assert limiter.retry_after("alice", "a") == 300
-
-
-def test_spraying_one_address_over_many_logins(clock):
-    limiter = LoginLimiter(max_failures=5, window_seconds=300, clock=clock)
-    for i in range(19):
-        limiter.failed(f"user{i}", "6.6.6.6")
-    assert limiter.retry_after("fresh-login", "6.6.6.6") is None
-    limiter.failed("user19", "6.6.6.6")
-    assert limiter.retry_after("fresh-login", "6.6.6.6") == 300
-    assert limiter.retry_after("fresh-login", "7.7.7.7") is None
-
-
-def test_success_does_not_reset_the_address_counter(clock):
-    limiter = LoginLimiter(max_failures=2, window_seconds=60, clock=clock)  # 8 per address
-    for i in range(7):
-        limiter.failed(f"user{i}", "a")
-    limiter.succeeded(limiter.attempt("user0", "a"))
-    assert limiter.retry_after("other", "a") is None  # the success took back only itself
-    limiter.failed("user7", "a")
-    assert limiter.retry_after("other", "a") == 60
-
-
-def test_an_attempt_counts_as_failed_from_its_start(clock):
-    """Simultaneous attempts: each is counted before the next is checked."""
-    limiter = LoginLimiter(max_failures=2, window_seconds=60, clock=clock)
-    first = limiter.attempt("alice", "a")
-    limiter.attempt("alice", "a")
-    with pytest.raises(TooManyFailures) as blocked:
-        limiter.attempt("alice", "a")  # the two before are still being checked
-    assert blocked.value.seconds == 60
-    limiter.withdraw(first)  # e.g. the authenticator was unreachable
-    clock.now += 1
-    limiter.succeeded(limiter.attempt("alice", "a"))
-    assert limiter.retry_after("alice", "a") is None
-    assert len(limiter) == 1  # only the address keeps the second attempt's failure
-
-
-def test_memory_is_capped(clock):
-    limiter = LoginLimiter(max_failures=5, window_seconds=300, clock=clock, max_entries=100)
-    for i in range(1000):
-        limiter.failed(f"user{i}", f"10.0.{i // 256}.{i % 256}")
-    assert len(limiter) <= 200  # at most max_entries pairs plus max_entries addresses
-    # The most recent entries are the ones kept.
-    for _ in range(4):
-        limiter.failed("user999", "10.0.3.231")
-    assert limiter.retry_after("user999", "10.0.3.231") == 300
-
-
-def test_old_entries_are_pruned(clock):
-    limiter = LoginLimiter(max_failures=5, window_seconds=60, clock=clock)
-    for i in range(50):
-        limiter.failed(f"user{i}", "a")
-    clock.now += 61
-    limiter.failed("late", "b")
-    assert len(limiter) == 2  # only ("late", "b") and "b" remain
-
-
-def test_failures_per_entry_are_bounded(clock):
-    limiter = LoginLimiter(max_failures=5, window_seconds=60, clock=clock)
-    for _ in range(10_000):
-        limiter.failed("alice", "a")
-    assert all(len(times) <= 20 for times in limiter._addresses.values())
-    assert all(len(times) <= 5 for times in limiter._pairs.values())
-
-
-def test_thread_safe(clock):
-    limiter = LoginLimiter(max_failures=1000, window_seconds=60, clock=time.monotonic)
-    threads = [
-        threading.Thread(target=lambda: [limiter.failed("alice", "a") for _ in range(200)])
-        for _ in range(5)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert limiter.retry_after("alice", "a") is not None
-
-
-def test_bad_limiter_settings():
-    with pytest.raises(ValueError, match="max_failures"):
-        LoginLimiter(max_failures=0)
-    with pytest.raises(ValueError, match="window_seconds"):
-        LoginLimiter(window_seconds=0)

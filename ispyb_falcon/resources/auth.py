@@ -12,7 +12,7 @@ import falcon
 from .. import serialize
 from ..auth.authenticators import Authenticator, AuthenticatorUnavailable, Identity
 from ..auth.principal import PrincipalLoader, principal
-from ..auth.ratelimit import LoginLimiter, TooManyFailures
+from ..auth.ratelimit import LimiterUnavailable, LoginLimiter, TooManyFailures
 from ..auth.tokens import TokenService
 from ..catalog.store import unicode_text
 from ..errors import ApiError, bad_request, unauthorized, unavailable, unprocessable
@@ -103,7 +103,8 @@ class Login:
         self.login(req, resp, login, password, plugin)
 
     def login(self, req, resp, login: str, password: str, plugin: str | None) -> None:
-        address = req.remote_addr or "-"
+        # The client's address, from X-Forwarded-For only behind a trusted proxy.
+        address = self.limiter.client_address(req.remote_addr, req.get_header("X-Forwarded-For"))
         try:
             attempt = self.limiter.attempt(login, address)  # counted as failed until it succeeds
         except TooManyFailures as exc:
@@ -112,6 +113,8 @@ class Login:
                 "Too many failed logins; try again later.",
                 headers={"Retry-After": str(exc.seconds)},
             ) from None
+        except LimiterUnavailable:  # no password is tried uncounted (README, Authentication)
+            raise unavailable("The login service is unavailable; try again shortly.") from None
         try:
             identity = self.authenticate(login, password, plugin)
         except BaseException:
