@@ -39,12 +39,12 @@ REDIS_URL = os.environ.get("ISPYB_FALCON_TEST_REDIS_URL", "redis://127.0.0.1:637
 
 
 def redis_or_skip() -> str:
-    """The test Redis server's URL; skipped without one unless ISPYB_FALCON_REQUIRE_REDIS=1."""
+    """The test Redis server's URL; skipped without one unless ISPYB_FALCON_TEST_REQUIRE_REDIS=1."""
     try:
         Redis(REDIS_URL, timeout=2).call("PING")
     except OSError as exc:
-        if os.environ.get("ISPYB_FALCON_REQUIRE_REDIS") == "1":
-            pytest.fail(f"ISPYB_FALCON_REQUIRE_REDIS=1 but {REDIS_URL} is unreachable: {exc}")
+        if os.environ.get("ISPYB_FALCON_TEST_REQUIRE_REDIS") == "1":
+            pytest.fail(f"ISPYB_FALCON_TEST_REQUIRE_REDIS=1 but {REDIS_URL} is unreachable: {exc}")
         pytest.skip(f"no Redis server at {REDIS_URL} ({exc})")
     return REDIS_URL
 

@@ -5,7 +5,7 @@ listens on a loopback port and spreads requests over four `ispyb-falcon serve`
 processes that share the login-limit table and trust nginx's X-Forwarded-For
 (`[server] trusted_proxies = 127.0.0.1`). Clients connect from different
 loopback addresses (127.0.0.2, 127.0.0.3...), so nginx sees, and forwards,
-different clients. Skipped without nginx, unless ISPYB_FALCON_REQUIRE_NGINX=1
+different clients. Skipped without nginx, unless ISPYB_FALCON_TEST_REQUIRE_NGINX=1
 (CI), which makes a missing nginx a failure.
 """
 
@@ -68,8 +68,8 @@ http {{
 
 def require_nginx() -> str:
     if NGINX is None:
-        if os.environ.get("ISPYB_FALCON_REQUIRE_NGINX") == "1":
-            pytest.fail("ISPYB_FALCON_REQUIRE_NGINX=1 but nginx is not installed")
+        if os.environ.get("ISPYB_FALCON_TEST_REQUIRE_NGINX") == "1":
+            pytest.fail("ISPYB_FALCON_TEST_REQUIRE_NGINX=1 but nginx is not installed")
         pytest.skip("nginx is not installed (apt-get install nginx)")
     return NGINX
 
