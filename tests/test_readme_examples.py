@@ -15,6 +15,10 @@ answer's status without changing what the command prints. A command must
 answer 2xx, or the status its own comment states (`# -> 409 ...`). A bash
 block of the README that is neither run here nor listed in `NOT_RUN` with a
 reason fails the test, so a new example cannot go untested by accident.
+
+It also checks that every relative link of README.md and docs/api.md names a
+file of this repository, and that docs/api.md's table of resources lists the
+routes the server declares.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from pathlib import Path
 import pytest
 
 from ispyb_falcon.cli import parser
+from ispyb_falcon.resources import MODULES
 
 from .servers import demo_server
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+API_DOC = ROOT / "docs" / "api.md"
 PRINTED_ORIGIN = "http://127.0.0.1:8080"  # where the README says the demo listens
 
 needs_shell = pytest.mark.skipif(
@@ -287,3 +293,54 @@ def test_the_client_examples_run_as_printed(demo, command):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("logged in as pi_anna "), done.stdout
+
+
+# --- links and the contract's table of resources ------------------------------------
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as '-'."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def prose(markdown: str) -> str:
+    """The Markdown without its code blocks and code spans, where `](` is no link."""
+    markdown = re.sub(r"^\s*```.*?^\s*```", "", markdown, flags=re.M | re.S)
+    return re.sub(r"`[^`\n]*`", "", markdown)
+
+
+def relative_links(markdown: str) -> list[str]:
+    text = prose(markdown)
+    inline = re.findall(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", text)
+    defined = re.findall(r"^\s*\[[^\]]+\]:\s*(\S+)", text, re.M)
+    return [
+        link
+        for link in inline + defined
+        if not re.match(r"^[a-z][a-z0-9+.-]*:", link, re.I)  # http:, mailto: ...
+    ]
+
+
+@pytest.mark.parametrize("document", [README, API_DOC], ids=lambda p: p.name)
+def test_every_relative_link_names_a_file_of_the_repository(document):
+    text = document.read_text(encoding="utf-8")
+    links = relative_links(text)
+    broken = []
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = (document.parent / path).resolve() if path else document
+        if not target.is_relative_to(ROOT) or not target.exists():
+            broken.append(f"{link}: no such file in the repository")
+        elif anchor and target.suffix == ".md":
+            headings = re.findall(r"^#+\s+(.*)$", prose(target.read_text(encoding="utf-8")), re.M)
+            if anchor not in {github_anchor(h) for h in headings}:
+                broken.append(f"{link}: no heading #{anchor} in {target.name}")
+    assert not broken, f"{document.name}: " + "; ".join(broken)
+    if document == README:
+        assert any(link.startswith("docs/api.md") for link in links)
+
+
+def test_the_contract_lists_the_routes_the_server_declares():
+    rows = re.findall(r"^\| `(/[^`]*)` \| (\w+) \|", API_DOC.read_text(encoding="utf-8"), re.M)
+    declared = {(r.path, r.table) for routes in MODULES.values() for r in routes if r.path}
+    assert set(rows) == declared
