@@ -120,3 +120,15 @@ def test_under_another_wsgi_server_access_lines_carry_their_time(database_url, t
     assert re.match(
         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ispyb_falcon\.access \{", access[0]
     )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_an_export_with_a_limit_streams_that_page_only(client, auth, fmt):
+    h = auth("pi_anna")
+    page = client.simulate_get(f"{PREFIX}/samples", query_string="limit=2&skip=1", headers=h)
+    export = client.simulate_get(
+        f"{PREFIX}/samples", query_string=f"limit=2&skip=1&format={fmt}", headers=h
+    )
+    lines = export.text.splitlines()
+    rows = lines[1:] if fmt == "csv" else lines
+    assert len(page.json["results"]) == len(rows) == 2

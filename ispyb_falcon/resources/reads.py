@@ -80,6 +80,8 @@ class ListReads:
         with self.b.engine.connect() as conn:
             values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
+                if q.limit is not None:
+                    values["limit"] = q.limit  # a page asks one more row (is there a next?)
                 return self.export(resp, plan, values, cols, export)
             rows = plan.rows(conn, values)
             if window and rows:
