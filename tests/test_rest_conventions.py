@@ -132,3 +132,17 @@ def test_an_export_with_a_limit_streams_that_page_only(client, auth, fmt):
     lines = export.text.splitlines()
     rows = lines[1:] if fmt == "csv" else lines
     assert len(page.json["results"]) == len(rows) == 2
+
+
+def test_a_stale_etag_on_a_row_the_caller_may_not_change_is_a_403_not_a_412(client, auth):
+    """RFC 9110 13.2.1: the precondition is evaluated once the request would otherwise succeed."""
+    listed = client.simulate_get(  # pi_anna's closed proposal
+        f"{PREFIX}/samples", query_string="proposal=mx1002&limit=1", headers=auth("pi_anna")
+    )
+    closed = listed.json["results"][0]["blSampleId"]
+    r = client.simulate_patch(
+        f"{PREFIX}/samples/{closed}",
+        headers={**auth("pi_anna"), "If-Match": '"stale"'},
+        json={"comments": "x"},
+    )
+    assert r.status_code == 403, r.text

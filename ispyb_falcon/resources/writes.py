@@ -172,7 +172,8 @@ class Changes(Writes):
         self.update(req, resp, path, partial=False)
 
     def found(self, conn, req, p: Principal, path: dict) -> tuple[list, dict]:
-        """The row (404 if invisible), its If-Match precondition (412), then the role (403).
+        """The row (404 if invisible), whether the caller may change it (403), then its
+        If-Match precondition (412): a 412 tells a caller who may write to read again.
 
         The precondition is tested on the row locked for this write, as it is
         now: of two writers sending the same ETag, the second waits for the
@@ -184,20 +185,21 @@ class Changes(Writes):
         row = self.fetch(conn, self.key_where(seen), None, lock=True)
         if row is None:
             raise not_found()  # deleted while this request waited for the lock
-        if req.if_match and not matches(req.if_match, etag_of(row)):
-            raise ApiError(falcon.HTTP_412, "The row changed since you read it (If-Match).")
         needed = {"admin"} if req.method == "DELETE" else self.write_roles
         if not p.roles & needed:
             raise forbidden(f"Your roles may not {req.method} {self.route.table} rows.")
-        return self.key_where(row), row
+        where = self.key_where(row)
+        if not self.in_write_scope(conn, p, where):
+            raise forbidden("This row belongs to a proposal or session you may not change.")
+        if req.if_match and not matches(req.if_match, etag_of(row)):
+            raise ApiError(falcon.HTTP_412, "The row changed since you read it (If-Match).")
+        return where, row
 
     def update(self, req, resp, path: dict, *, partial: bool) -> None:
         p = principal(req)
         body = read_json(req, self.b.max_body_bytes)
         with db.transaction(self.b.engine) as conn:
             where, row = self.found(conn, req, p, path)
-            if not self.in_write_scope(conn, p, where):
-                raise forbidden("This row belongs to a proposal or session you may not change.")
             fixed = {}
             if self.route.nested:
                 fixed = {c: row[c] for c in (self.route.nested.column, self.route.nested.key)}
