@@ -183,3 +183,16 @@ def test_load_schema_dir_names_the_invalid_file(tmp_path: Path):
     (tmp_path / "Broken.json").write_text("{not json")
     with pytest.raises(ValueError, match="Broken.json"):
         load_schema_dir(tmp_path)
+
+
+@needs_mariadb
+def test_a_collation_change_is_reported(source_engine, scratch_engine):
+    schemas = generate_schemas(source_engine, ["Proposal"])
+    with scratch_engine.begin() as conn:
+        conn.execute(
+            sa.text("ALTER TABLE Proposal MODIFY title varchar(200) COLLATE latin1_general_cs NULL")
+        )
+    assert check_drift(scratch_engine, schemas) == [
+        "Proposal: column 'title' compares text as latin1_general_cs in the database"
+        " but latin1_swedish_ci in the schema"
+    ]

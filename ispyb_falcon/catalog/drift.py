@@ -113,6 +113,11 @@ def _compare_column(x: Mapping[str, Any], live: Mapping[str, Any], detailed: boo
             f"stores {live.get('charset') or 'no text'} in the database"
             f" but {x.get('charset') or 'no text'} in the schema"
         )
+    if x.get("collation") and live.get("collation") and x["collation"] != live["collation"]:
+        # how `=`, `[like]`, `search` and `order_by` compare text (case, accents)
+        out.append(
+            f"compares text as {live['collation']} in the database but {x['collation']} in the schema"
+        )
     if bool(x.get("autoIncrement")) != bool(live.get("autoIncrement")):
         out.append(
             f"is {'' if live.get('autoIncrement') else 'not '}AUTO_INCREMENT in the database"

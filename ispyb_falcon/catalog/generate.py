@@ -153,7 +153,7 @@ def _read_information_schema(conn: sa.Connection, database: str, names: list[str
     columns_sql = sa.text(
         "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_DEFAULT, IS_NULLABLE,"
         " DATA_TYPE, COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION,"
-        " NUMERIC_SCALE, CHARACTER_SET_NAME, COLUMN_KEY, EXTRA, COLUMN_COMMENT"
+        " NUMERIC_SCALE, CHARACTER_SET_NAME, COLLATION_NAME, COLUMN_KEY, EXTRA, COLUMN_COMMENT"
         " FROM information_schema.COLUMNS"
         " WHERE TABLE_SCHEMA = :db AND TABLE_NAME IN :names"
         " ORDER BY TABLE_NAME, ORDINAL_POSITION"
@@ -361,6 +361,8 @@ def _column_schema(
     x: dict[str, Any] = {"sqlType": column_type, "nullable": nullable}
     if column["CHARACTER_SET_NAME"]:
         x["charset"] = column["CHARACTER_SET_NAME"]
+    if column.get("COLLATION_NAME"):
+        x["collation"] = column["COLLATION_NAME"]  # how the database compares and sorts
     if auto_increment:
         x["autoIncrement"] = True
     if primary_key:
