@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -52,11 +51,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def configure_logging(settings: Settings) -> None:
     """Every line with its time, whichever server runs the app (waitress, gunicorn, mod_wsgi)."""
-    logging.basicConfig(
-        level=settings[("server", "log_level")],
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    from . import logs
+
+    logs.configure(settings[("server", "log_level")])
 
 
 def waitress_options(settings: Settings) -> dict:
