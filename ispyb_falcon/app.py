@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import falcon
@@ -121,19 +121,24 @@ def enabled_routes(settings: Settings) -> tuple[list[Route], list[Route]]:
     return every, [r for m in wanted for r in MODULES[m]]
 
 
-def needed_tables(routes: list[Route], hangs: Mapping[str, Hang]) -> list[str]:
-    """The served tables, the core ones, and every table their hangs pass through."""
-    needed: set[str] = set()
-    todo = [*CORE_TABLES, *(r.table for r in routes if r.path)]
+def hung_through(tables: Iterable[str], hangs: Mapping[str, Hang]) -> list[str]:
+    """The tables and every table their hangs pass through, in order of discovery."""
+    found: list[str] = []
+    todo = list(tables)
     while todo:
-        name = todo.pop()
-        if name in needed:
+        name = todo.pop(0)
+        if name in found:
             continue
-        needed.add(name)
+        found.append(name)
         hang = hangs.get(name)
         if isinstance(hang, tuple):
             todo += [v.table for v in hang if isinstance(v, Via)]
-    return sorted(needed)
+    return found
+
+
+def needed_tables(routes: list[Route], hangs: Mapping[str, Hang]) -> list[str]:
+    """The served tables, the core ones, and every table their hangs pass through."""
+    return sorted(hung_through([*CORE_TABLES, *(r.table for r in routes if r.path)], hangs))
 
 
 def foreign_key_targets(

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .servers import stop
+
 SUFFIX = "dc=example,dc=org"
 ROOT_DN = f"cn=admin,{SUFFIX}"
 ROOT_PASSWORD = "root-secret"
@@ -196,10 +198,5 @@ def running_slapd(timeout: float = 15.0) -> Iterator[LdapServer]:
                 raise RuntimeError(f"{exc}\n{detail}") from None
             yield LdapServer(url=f"ldap://127.0.0.1:{port}", port=port)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             log.close()

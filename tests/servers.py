@@ -20,6 +20,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stop(*procs: subprocess.Popen) -> None:
+    """Ask each process to end, then wait for it; one that will not end in 10 s is killed."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,12 +70,7 @@ def demo_server(directory: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.1)
         yield base, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ispyb_falcon.query.visibility import Via
+from ispyb_falcon.app import hung_through
 from ispyb_falcon.resources import MODULES
 from ispyb_falcon.resources.declare import Route
 
@@ -41,17 +41,7 @@ NUMBER_TYPES = ("float", "double", "decimal", "real")
 
 def tables_of(route: Route) -> list[str]:
     """The route's table and every table its visibility passes through."""
-    found: list[str] = []
-    todo = [route.table]
-    while todo:
-        table = todo.pop()
-        if table in found:
-            continue
-        found.append(table)
-        hang = HANGS.get(table)
-        if isinstance(hang, tuple):
-            todo += [v.table for v in hang if isinstance(v, Via)]
-    return found
+    return hung_through([route.table], HANGS)
 
 
 def search_columns(route: Route) -> list[str]:

@@ -26,7 +26,7 @@ from ispyb_falcon.auth.passwords import MIN_ITERATIONS, hash_password
 from ispyb_falcon.auth.resp import Redis
 
 from .conftest import PREFIX, SECRET
-from .servers import ROOT, free_port
+from .servers import ROOT, free_port, stop
 
 LOGIN = PREFIX + "/auth/login"
 PASSWORDS = {
@@ -185,14 +185,7 @@ def site_workers(
                 time.sleep(0.1)
         yield ports
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(*procs)
 
 
 def _healthy(port: int) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import free_port
+from .servers import free_port, stop
 from .site_workers import PASSWORDS, limit_table, post_login, site_workers
 
 N = 5  # [auth] login_max_failures, the default
@@ -112,12 +112,7 @@ def nginx(directory: Path, upstreams: list[int]) -> Iterator[int]:
             time.sleep(0.05)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .servers import ROOT, Client, free_port
+from .servers import ROOT, Client, free_port, stop
 from .site_matrix import Caller, Drive, live_columns, tracebacks
 
 pytestmark = pytest.mark.skipif(
@@ -195,6 +195,16 @@ class Server:
         return [line for line in text.splitlines() if " ispyb_falcon.access " not in line]
 
 
+def start_server(config: Path, log: Path) -> subprocess.Popen:
+    """`ispyb-falcon --config CONFIG serve`, its output into `log`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "bin" / "ispyb-falcon"), "--config", str(config), "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @contextlib.contextmanager
 def serve(site: Site, config: Path, directory: Path) -> Iterator[Server]:
     """`ispyb-falcon serve` with this config; fails the test with its log if it does not start."""
@@ -202,12 +212,7 @@ def serve(site: Site, config: Path, directory: Path) -> Iterator[Server]:
         next(line for line in config.read_text().splitlines() if line.startswith("port"))[7:]
     )
     log = directory / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bin" / "ispyb-falcon"), "--config", str(config), "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_server(config, log)
     server = Server(f"http://127.0.0.1:{port}/ispyb/api/v1", log, process)
     try:
         deadline = time.monotonic() + READY_SECONDS
@@ -233,12 +238,7 @@ def serve(site: Site, config: Path, directory: Path) -> Iterator[Server]:
             time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def answers(url: str) -> bool:
@@ -359,12 +359,7 @@ def test_drifted_database_refused_with_shipped_schemas(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(site, tmp_path, None, port)
     log = tmp_path / "server.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bin" / "ispyb-falcon"), "--config", str(config), "serve"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_server(config, log)
     try:
         deadline = time.monotonic() + READY_SECONDS
         while process.poll() is None and time.monotonic() < deadline:

@@ -22,17 +22,6 @@ from . import keyset
 from .operators import NEVER, OPERATORS, Operator
 
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([a-z]+)\])?$")
-RESERVED = (
-    "skip",
-    "limit",
-    "order_by",
-    "order",
-    "fields",
-    "search",
-    "after",
-    "count",
-    "format",
-)
 COUNTS = ("exact", "planned", "none")
 
 
