@@ -23,7 +23,11 @@ def ref(kind: str, name: str) -> dict:
 REFUSALS = {
     "304": ("NotModified", "Not modified: the ETag in If-None-Match is current", ("ETag",)),
     "400": ("BadRequest", "Malformed JSON, or an unknown or malformed query parameter", ()),
-    "401": ("Unauthorized", "No token, or a token that was refused", ("WWW-Authenticate",)),
+    "401": (
+        "Unauthorized",
+        "No token, a token that was refused, or (logging in) wrong credentials",
+        ("WWW-Authenticate",),
+    ),
     "403": ("Forbidden", "Your roles may not do this to this row", ()),
     "404": ("NotFound", "No such row, or a row you may not see", ()),
     "409": ("Conflict", "Unique key clash, or other rows refer to this one", ()),
