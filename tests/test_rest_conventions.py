@@ -146,3 +146,15 @@ def test_a_stale_etag_on_a_row_the_caller_may_not_change_is_a_403_not_a_412(clie
         json={"comments": "x"},
     )
     assert r.status_code == 403, r.text
+
+
+def test_the_openapi_document_describes_format_406_and_the_index(client):
+    doc = client.simulate_get(f"{PREFIX}/openapi.json").json
+    listing = doc["paths"]["/samples"]["get"]
+    assert {"$ref": "#/components/parameters/format"} in listing["parameters"]
+    assert doc["components"]["parameters"]["format"]["schema"]["enum"] == ["json", "csv", "ndjson"]
+    assert (
+        "406" in listing["responses"] and "406" in doc["paths"]["/samples/{id}"]["get"]["responses"]
+    )
+    assert "Content-Disposition" in listing["responses"]["200"]["headers"]
+    assert doc["paths"]["/"]["get"]["operationId"] == "index"

@@ -30,6 +30,11 @@ REFUSALS = {
     ),
     "403": ("Forbidden", "Your roles may not do this to this row", ()),
     "404": ("NotFound", "No such row, or a row you may not see", ()),
+    "406": (
+        "NotAcceptable",
+        "The Accept header allows nothing this route answers (`offered` lists what it does)",
+        (),
+    ),
     "409": ("Conflict", "Unique key clash, or other rows refer to this one", ()),
     "412": ("PreconditionFailed", "The row changed since the ETag in If-Match", ()),
     "413": ("ContentTooLarge", "Body larger than the configured limit", ()),
@@ -53,6 +58,7 @@ HEADERS = {
     "only if no one changed it since, or in If-None-Match to read it only if it changed",
     "Link": 'The first, next and previous pages (RFC 8288: `<url>; rel="next"`)',
     "Location": "URL of the created row",
+    "Content-Disposition": 'With an export: `attachment; filename="samples.csv"`',
     "Retry-After": "Seconds to wait before trying again",
     "WWW-Authenticate": "`Bearer`: how to authenticate",
 }
@@ -108,6 +114,14 @@ def components(max_limit: int, scopes: Iterable[str]) -> dict:
             "Page size (default 25).",
         ),
         "order": param("order", "query", {"type": "string", "enum": ["asc", "desc"]}),
+        "format": param(
+            "format",
+            "query",
+            {"type": "string", "enum": ["json", "csv", "ndjson"]},
+            "`csv` or `ndjson`: every matching row as a download (as `Accept: text/csv` or "
+            "`application/x-ndjson` gives it), so that a link in a browser can fetch it; "
+            "`json` (the default): the page, whatever `Accept` says.",
+        ),
         "fields": param("fields", "query", TEXT, "Comma-separated columns to return."),
         "search": param("search", "query", TEXT, "Substring of the text columns."),
         "If-None-Match": param(
@@ -142,6 +156,11 @@ def components(max_limit: int, scopes: Iterable[str]) -> dict:
                 },
             },
             "parameter": {"type": "string", "description": "The query parameter refused (400)"},
+            "offered": {
+                "type": "array",
+                "description": "The media types the route answers (406)",
+                "items": {"type": "string"},
+            },
             "references": {
                 "type": "array",
                 "description": "The rows that refer to the row a refused delete names (409)",
@@ -209,7 +228,36 @@ def fixed_schemas() -> dict:
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "database": {"type": "string", "enum": ["ok", "unavailable"]},
+                "schema": {
+                    "type": "object",
+                    "description": "The database's schema as the server found it at start-up",
+                    "properties": {
+                        "version": {
+                            "type": ["string", "null"],
+                            "description": "AdminVar.schemaVersion",
+                        },
+                        "routes": {"type": "integer", "description": "Routes served"},
+                        "notServed": {
+                            "type": "array",
+                            "items": TEXT,
+                            "description": "Routes whose table is missing or unreadable",
+                        },
+                        "changed": {
+                            "type": "array",
+                            "items": TEXT,
+                            "description": "Tables or columns gone since start-up (503)",
+                        },
+                    },
+                },
                 "version": TEXT,
+            },
+        },
+        "Index": {
+            "type": "object",
+            "properties": {
+                "name": TEXT,
+                "version": TEXT,
+                "links": {"type": "object", "additionalProperties": TEXT},
             },
         },
         "SchemaList": {
@@ -236,6 +284,16 @@ def fixed_paths() -> dict:
     login = ("400", "401", "415", "422", "429", "503")
     meta = {"tags": ["meta"], "security": []}
     return {
+        "/": {
+            "get": {
+                **meta,
+                "summary": "Where to go from the base URL",
+                "description": "Links to the documentation, this document, login, health "
+                "and the schemas.",
+                "operationId": "index",
+                "responses": responses({"200": success("Links", ref("schemas", "Index"))}),
+            }
+        },
         "/auth/login": {
             "post": {
                 "summary": "Log in with a JSON body",
@@ -274,7 +332,9 @@ def fixed_paths() -> dict:
                 "responses": {
                     "200": success("Up", ref("schemas", "Health")),
                     "503": success(
-                        "The database is unreachable", ref("schemas", "Health"), "Retry-After"
+                        "The database is unreachable, or its structure changed since start-up",
+                        ref("schemas", "Health"),
+                        "Retry-After",
                     ),
                     "4XX": ref("responses", "Refused"),
                 },

@@ -148,6 +148,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
         param("order_by", "query", {"type": "string", "enum": names}, "Column to sort by."),
         ref("parameters", "order"),
         ref("parameters", "fields"),
+        ref("parameters", "format"),
         *([ref("parameters", "search")] if route.search else []),
         *(ref("parameters", s) for s in scopes),
         filters(t, names),
@@ -164,15 +165,16 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
         "responses": responses(
             {
                 "200": success(
-                    "A page of rows; with Accept text/csv or application/x-ndjson, every "
-                    "matching row",
+                    "A page of rows; with Accept text/csv or application/x-ndjson (or "
+                    "`format=csv|ndjson`), every matching row as a download",
                     ref("schemas", f"{t}List"),
                     "ETag",
                     "Link",
+                    "Content-Disposition",
                     **exports,
                 )
             },
-            *("304", "400", "401", *nested, "503"),
+            *("304", "400", "401", *nested, "406", "503"),
         ),
     }
     one_or_many = {
@@ -219,7 +221,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
                 ref("parameters", "If-None-Match"),
             ],
             "responses": responses(
-                {"200": success("The row", row, "ETag")}, "304", "400", "401", "404", "503"
+                {"200": success("The row", row, "ETag")}, "304", "400", "401", "404", "406", "503"
             ),
         },
         "patch": {
