@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -173,6 +174,16 @@ def schema_differences(names: list[str], catalog: Catalog, site: Site) -> list[s
     return no_schema + differences(catalog.subset(names).schemas, site)
 
 
+def settle() -> None:
+    """Once the app is built, before it serves: the garbage of start-up (the OpenAPI
+    document's build, reflection) is collected, and what start-up keeps (schemas,
+    validators, statements, routes: most of the process) is frozen out of the garbage
+    collector's reach, so that its full collections under load walk only what requests
+    made. Called by `ispyb-falcon serve`, `demo` and the WSGI entry point."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings, *, engine: sa.Engine | None = None, catalog: Catalog | None = None
 ) -> falcon.App:
@@ -314,6 +325,10 @@ def create_app(
     app.add_route(prefix + "/schemas", SchemaList(catalog.subset(served), prefix, served))
     app.add_route(prefix + "/schemas/{table}", SchemaItem(catalog.subset(served)))
     if settings[("server", "docs")]:
-        document = openapi.build(routes, catalog, prefix, backend.max_limit, scopes)
-        openapi.add_routes(app, prefix, document)
+        openapi.add_routes(
+            app,
+            prefix,
+            lambda: openapi.build(routes, catalog, prefix, backend.max_limit, scopes),
+            list(dict.fromkeys(r.module for r in routes if r.path)),
+        )
     return app

@@ -90,7 +90,10 @@ def waitress_json_errors() -> None:
 def _serve(app, settings: Settings, host: str, port: int) -> None:
     import waitress
 
+    from .app import settle
+
     waitress_json_errors()
+    settle()
     try:
         waitress.serve(app, host=host, port=port, **waitress_options(settings))
     except OSError as exc:  # bind: the port is taken, or the address is not this host's

@@ -10,7 +10,7 @@ at a time; `serve.py` serves them and Swagger UI.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import falcon
 
@@ -113,8 +113,15 @@ def module_document(document: dict, module: str) -> dict:
     return used_only({**document, "info": info, "paths": paths})
 
 
-def add_routes(app: falcon.App, prefix: str, document: dict) -> None:
-    """Serve the document whole and by module, and Swagger UI on it (`serve.py`)."""
-    serve.add_routes(
-        app, prefix, document, {m: module_document(document, m) for m in modules(document)}
-    )
+def add_routes(app: falcon.App, prefix: str, build: Callable[[], dict], names: list[str]) -> None:
+    """Serve the document whole and by module (`names`), and Swagger UI on it (`serve.py`).
+
+    `build` makes the document when it is first asked for: building it leaves about
+    5 MB in a worker's memory, which a worker no one reads the documentation from
+    never pays."""
+
+    def compiled() -> tuple[dict, dict[str, dict]]:
+        document = build()
+        return document, {m: module_document(document, m) for m in modules(document)}
+
+    serve.add_routes(app, prefix, compiled, names)

@@ -18,6 +18,8 @@ import gzip
 import hashlib
 import html
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import falcon
@@ -59,15 +61,27 @@ class OpenApiDocument:
 
     public = True
 
-    def __init__(self, document: dict, modules: dict[str, dict]) -> None:
-        self.gzipped = _gzip(document)
-        self.modules = {name: _gzip(part) for name, part in modules.items()}
+    def __init__(self, compiled: Callable[[], tuple[dict, dict[str, dict]]], names: list[str]):
+        self.compiled = compiled
+        self.names = names
+        self.lock = threading.Lock()
+        self.gzipped: bytes | None = None
+        self.modules: dict[str, bytes] = {}
+
+    def compressed(self, module: str | None) -> bytes:
+        """The document (or one module's), built and compressed on the first request."""
+        with self.lock:
+            if self.gzipped is None:
+                document, parts = self.compiled()
+                self.modules = {name: _gzip(part) for name, part in parts.items()}
+                self.gzipped = _gzip(document)
+        return self.gzipped if module is None else self.modules[module]
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         module = req.get_param("module")
-        data = self.gzipped if module is None else self.modules.get(module)
-        if data is None:
-            raise not_found(f"No module named {module!r}; served: {', '.join(self.modules)}.")
+        if module is not None and module not in self.names:
+            raise not_found(f"No module named {module!r}; served: {', '.join(self.names)}.")
+        data = self.compressed(module)
         resp.cache_control = ["public", "max-age=300"]
         resp.content_type = falcon.MEDIA_JSON
         resp.append_header("Vary", "Accept-Encoding")
@@ -79,21 +93,29 @@ class OpenApiDocument:
 
 
 class StaticFile:
-    """One file of the folder: read at start-up, compressed when first asked for."""
+    """One file of the folder: its digest taken at start-up, its bytes read (and compressed)
+    when first asked for, so a server whose /doc no one opens holds none of Swagger UI."""
 
     def __init__(self, path: Path) -> None:
-        self.data = path.read_bytes()
-        self.digest = hashlib.sha256(self.data).hexdigest()[:16]
+        self.path = path
+        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         kind = TYPES.get(
             path.suffix, "text/plain" if not path.suffix else "application/octet-stream"
         )
         self.content_type = kind + ("; charset=utf-8" if kind.startswith("text/") else "")
         self.compressible = kind.startswith("text/")
+        self._data: bytes | None = None
         self._gzipped: bytes | None = None
 
     @property
+    def data(self) -> bytes:
+        # Two first requests at once both read; either result is the same bytes.
+        if self._data is None:
+            self._data = self.path.read_bytes()
+        return self._data
+
+    @property
     def gzipped(self) -> bytes:
-        # Two first requests at once both compress; either result is the same bytes.
         if self._gzipped is None:
             self._gzipped = gzip.compress(self.data, 9, mtime=0)
         return self._gzipped
@@ -178,8 +200,13 @@ class SwaggerPage:
         resp.text = self.html
 
 
-def add_routes(app: falcon.App, prefix: str, document: dict, modules: dict[str, dict]) -> None:
+def add_routes(
+    app: falcon.App,
+    prefix: str,
+    compiled: Callable[[], tuple[dict, dict[str, dict]]],
+    names: list[str],
+) -> None:
     files = StaticFiles(STATIC)
-    app.add_route(prefix + "/openapi.json", OpenApiDocument(document, modules))
-    app.add_route(prefix + "/doc", SwaggerPage(prefix, files, list(modules)))
+    app.add_route(prefix + "/openapi.json", OpenApiDocument(compiled, names))
+    app.add_route(prefix + "/doc", SwaggerPage(prefix, files, names))
     app.add_route(prefix + "/doc/static/{name}", files)
