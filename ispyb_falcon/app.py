@@ -164,6 +164,15 @@ def foreign_key_targets(
         todo = [t for t in todo if t not in have]
 
 
+def unreadable(engine: sa.Engine, exc: Exception) -> StartupError:
+    """The database of [database] url cannot be read: which one (no password), and why."""
+    url = engine.url.render_as_string(hide_password=True)
+    return StartupError(
+        f"cannot read the database of [database] url ({url}):"
+        f" {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+    )
+
+
 def schema_differences(names: list[str], catalog: Catalog, site: Site) -> list[str]:
     """Every difference between the database and the JSON Schemas of the tables served."""
     no_schema = [  # a table neither the database nor the schemas have is only not served
@@ -208,9 +217,7 @@ def create_app(
         lookups = [r.table for r in every if not r.path and r.table in present]
         site = read_site(engine, [*names, *(t for t in lookups if t not in names)])
     except sa.exc.SQLAlchemyError as exc:
-        raise StartupError(
-            f"cannot read the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise unreadable(engine, exc) from None
     drift = [] if check == "off" else schema_differences(names, catalog, site)
     if drift and check == "error":
         raise StartupError(
@@ -239,9 +246,7 @@ def create_app(
     try:
         tables = db.reflect(engine, readable + targets).tables
     except sa.exc.SQLAlchemyError as exc:
-        raise StartupError(
-            f"cannot read the database: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise unreadable(engine, exc) from None
     catalog = Catalog({n: schemas[n] for n in readable})
     hangs, routes = fit.hangs, fit.routes
     for line in report(site, fit, drift, len(tables)):

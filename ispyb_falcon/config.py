@@ -77,6 +77,24 @@ def _str(value: str) -> str:
     return value.strip()
 
 
+def _database_url(value: str) -> str:
+    """A SQLAlchemy URL of a database this server speaks to: MariaDB/MySQL or SQLite."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    v = value.strip()
+    try:
+        backend = make_url(v).get_backend_name()
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL; expected mysql+pymysql://user:password@host:3306/ispyb"
+            " or sqlite:///path/to/file.sqlite"
+        ) from None
+    if backend not in ("mysql", "mariadb", "sqlite"):
+        raise ValueError(f"{backend} is not supported; ISPyB runs on MariaDB (mysql+pymysql://)")
+    return v
+
+
 def _proxies(value: str) -> tuple[str, ...]:
     from .auth.proxies import check_entry
 
@@ -97,7 +115,7 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("server", "modules"): (_list, "all"),
     ("server", "log_level"): (_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
     ("server", "trusted_proxies"): (_proxies, ""),
-    ("database", "url"): (_str, DEMO_DATABASE_URL),
+    ("database", "url"): (_database_url, DEMO_DATABASE_URL),
     ("database", "schemas_dir"): (_str, ""),
     ("database", "schema_check"): (_choice("error", "warn", "off"), "warn"),
     ("database", "pool_size"): (_int_range(1, 256), "10"),
@@ -174,6 +192,10 @@ def _parse_groups(section: Mapping[str, str]) -> tuple[BeamlineGroup, ...]:
     return tuple(groups)
 
 
+# Values that may hold a password: an error names their key, never repeats the value.
+SECRET_VALUES = {("database", "url"), ("tokens", "secret"), ("auth", "limiter_url")}
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -214,7 +236,8 @@ def load_settings(
         try:
             values[(section, key)] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{origin} = {raw!r}: {exc}") from None
+            shown = "" if (section, key) in SECRET_VALUES else f" = {raw!r}"
+            raise ConfigError(f"{origin}{shown}: {exc}") from None
     groups = (
         _parse_groups(parser["beamline_groups"]) if parser.has_section("beamline_groups") else ()
     )

@@ -117,3 +117,35 @@ def test_every_option_of_every_command_has_help():
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings[0]} has no help text"
     assert "(default: 8080)" in run("demo", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("garbage", "ISPYB_FALCON_DATABASE_URL: not a database URL"),
+        (
+            "postgresql://ispyb:hunter22@db/ispyb",
+            "ISPYB_FALCON_DATABASE_URL: postgresql is not supported",
+        ),
+    ],
+)
+def test_a_bad_database_url_names_its_key_and_never_its_password(url, message):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(None, environ={"ISPYB_FALCON_DATABASE_URL": url})
+    assert str(refused.value).startswith(message)
+    assert "hunter22" not in str(refused.value)
+
+
+def test_an_unreachable_database_names_the_key_and_hides_the_password(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ISPYB_FALCON_DATABASE_URL": "mysql+pymysql://ispyb:hunter22@127.0.0.1:1/ispyb",
+        "ISPYB_FALCON_SERVER_DEBUG": "true",
+    }
+    done = run("serve", env=env)
+    assert done.returncode == 2
+    assert (
+        "cannot read the database of [database] url (mysql+pymysql://ispyb:***@127.0.0.1:1/ispyb"
+        in done.stderr
+    )
+    assert "hunter22" not in done.stderr and "Traceback" not in done.stderr
