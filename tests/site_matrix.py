@@ -235,10 +235,16 @@ class Drive:
     def documented(self, path: str) -> dict | None:
         return self.document.get("paths", {}).get(path)  # relative to "servers"
 
+    def parameter(self, p: dict) -> dict:
+        """A parameter of /openapi.json, its `$ref` (shared parameters) followed."""
+        if "$ref" not in p:
+            return p
+        return self.document["components"]["parameters"][p["$ref"].rsplit("/", 1)[-1]]
+
     def server_columns(self, route: Route) -> list[str]:
         """The columns the server lets a list name (`order_by`'s values in /openapi.json)."""
         operation = (self.documented(route.path) or {}).get("get", {})
-        for p in operation.get("parameters", []):
+        for p in map(self.parameter, operation.get("parameters", [])):
             if p.get("name") == "order_by":
                 return list(p["schema"].get("enum", []))
         return list(self.schemas.get(route.table, {}).get("properties", {}))
@@ -375,7 +381,8 @@ class Drive:
             if answer.status == 200 and not sent.startswith(kind):
                 self.problems.append(f"export as {kind} came as {sent}: {self.sent[-1].line()}")
         operation = (self.documented(route.path) or {}).get("get", {})
-        scopes = {p["name"] for p in operation.get("parameters", [])} & {"proposal", "session"}
+        scopes = {self.parameter(p)["name"] for p in operation.get("parameters", [])}
+        scopes &= {"proposal", "session"}
         for scope, parent, key in (
             ("proposal", "/proposals", "proposalId"),
             ("session", "/sessions", "sessionId"),
