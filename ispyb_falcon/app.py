@@ -249,10 +249,9 @@ def create_app(
         raise unreadable(engine, exc) from None
     catalog = Catalog({n: schemas[n] for n in readable})
     hangs, routes = fit.hangs, fit.routes
-    for line in report(site, fit, drift, len(tables)):
-        log.warning(line) if drift or fit.out else log.info(line)
-    if drift:
-        log.warning(ADVICE)
+    level = logging.WARNING if drift or fit.out else logging.INFO
+    for line in report(site, fit, drift, len(tables)) + ([ADVICE] if drift else []):
+        log.log(level, line)
 
     resolver = Resolver(tables, hangs, union_paths=engine.dialect.name in ("mysql", "mariadb"))
     backend = Backend(

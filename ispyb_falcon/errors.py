@@ -85,12 +85,23 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTP
     resp.text = json.dumps(exc.to_dict())
 
 
+def database_error(exc: BaseException) -> tuple[int | None, str]:
+    """(the driver's error number, its message): PyMySQL gives both, SQLite only text."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return None, str(exc)
+    args = getattr(orig, "args", ())
+    if len(args) > 1 and isinstance(args[0], int):
+        return args[0], str(args[1])
+    return None, str(orig)
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """True when the database could not be reached (as opposed to a bad statement)."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        code = exc.orig.args[0] if getattr(exc, "orig", None) and exc.orig.args else None
+        code = database_error(exc)[0]
         # MySQL client errors 2002-2013: can't connect, server gone, lost connection.
         if isinstance(code, int):
             return 2000 <= code < 2100 or code in (1040, 1053)
@@ -106,18 +117,17 @@ SQLITE_BUSY = "database is locked"
 
 def is_busy(exc: BaseException) -> bool:
     """True when the database rolled the transaction back because others held its locks."""
-    orig = getattr(exc, "orig", None)
-    if not isinstance(exc, sa_exc.OperationalError) or orig is None:
+    if not isinstance(exc, sa_exc.OperationalError):
         return False
-    return (bool(orig.args) and orig.args[0] in BUSY_CODES) or SQLITE_BUSY in str(orig)
+    code, message = database_error(exc)
+    return code in BUSY_CODES or SQLITE_BUSY in message
 
 
 # A table or column the server reflected at start-up is gone: MariaDB 1146 / 1054,
 # SQLite's "no such table" / "no such column".
 _GONE = re.compile(
-    r"^\(?(?:1146|1054)?[, ]*['\"]?(?:Table '(?:[^'.]*\.)?(?P<table>[^']+)' doesn't exist"
-    r"|Unknown column '(?P<column>[^']+)')"
-    r"|^no such (?:table: (?P<sqlite_table>\S+)|column: (?P<sqlite_column>\S+))"
+    r"Table '(?:[^'.]*\.)?(?P<table>[^']+)' doesn't exist|Unknown column '(?P<column>[^']+)'"
+    r"|no such (?:table: (?P<sqlite_table>\S+)|column: (?P<sqlite_column>\S+))"
 )
 
 
@@ -130,10 +140,10 @@ _DENIED = re.compile(
 def denied(exc: BaseException) -> ApiError | None:
     """The database account may not do this (the site granted it less): a 403 naming
     the command and table, never the account or the database."""
-    orig = getattr(exc, "orig", None)
-    if orig is None or not orig.args or orig.args[0] not in (1142, 1143):
+    code, message = database_error(exc)
+    if code not in (1142, 1143):
         return None
-    m = _DENIED.match(str(orig.args[-1]))
+    m = _DENIED.match(message)
     what = f"{m.group('command')} on table {m.group('table')}" if m else "this change"
     return forbidden(
         f"This site's database does not let the API do {what}; nothing was changed."
@@ -154,10 +164,7 @@ class StructureWatch:
 
     def gone(self, exc: BaseException) -> str | None:
         """`table X` or `column X.y` when the error says one went away, else None."""
-        orig = getattr(exc, "orig", None)
-        code = orig.args[0] if orig is not None and orig.args else None
-        text = str(orig.args[1]) if code in (1146, 1054) and len(orig.args) > 1 else str(orig)
-        m = _GONE.match(text.strip())
+        m = _GONE.search(database_error(exc)[1])
         if not m:
             return None
         if table := m.group("table") or m.group("sqlite_table"):

@@ -27,7 +27,7 @@ class Fit:
 
     routes: list[Route]
     hangs: dict[str, object] = field(default_factory=dict)  # every table's ways that still work
-    out: dict[str, str] = field(default_factory=dict)  # table -> why its routes are not served
+    out: dict[str, str] = field(default_factory=dict)  # path -> why it is not served
     notes: list[str] = field(default_factory=list)  # what a served route does without
 
 
@@ -60,7 +60,7 @@ def fit_routes(
             return None
         paths = [_link_problem(table, link) for link in hang]
         if all(paths):
-            return "; ".join(p for p in paths if p)
+            return "; ".join(paths)
         return None
 
     def _link_problem(table: str, link: Via | Me) -> str | None:

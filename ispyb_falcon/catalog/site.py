@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import database_error
 from .generate import generate_available
 
 MISSING = "missing from the database"
@@ -107,9 +108,8 @@ def _unreadable(conn: sa.Connection, name: str) -> str | None:
     except sa.exc.DBAPIError as exc:
         if conn.in_transaction():
             conn.rollback()
-        orig = getattr(exc, "orig", None)
-        code = orig.args[0] if orig is not None and orig.args else None
-        if code == _NO_TABLE or "no such table" in str(orig):
+        code, message = database_error(exc)
+        if code == _NO_TABLE or "no such table" in message:
             return MISSING
         if code in (_DENIED, _COLUMN_DENIED):
             return NO_SELECT

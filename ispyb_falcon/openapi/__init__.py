@@ -96,12 +96,6 @@ def used_only(document: dict) -> dict:
     }
 
 
-def modules(document: dict) -> list[str]:
-    """The modules the document describes, in the order of their routes."""
-    tags = (op["tags"][0] for ops in document["paths"].values() for op in ops.values())
-    return [t for t in dict.fromkeys(tags) if t not in SHARED_TAGS]
-
-
 def module_document(document: dict, module: str) -> dict:
     """One module's routes, with logging in, health and schemas: what /doc shows at once."""
     paths = {
@@ -122,6 +116,6 @@ def add_routes(app: falcon.App, prefix: str, build: Callable[[], dict], names: l
 
     def compiled() -> tuple[dict, dict[str, dict]]:
         document = build()
-        return document, {m: module_document(document, m) for m in modules(document)}
+        return document, {m: module_document(document, m) for m in names}
 
     serve.add_routes(app, prefix, compiled, names)

@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from .. import zero_dates
 from ..catalog.store import TableSchema
-from ..errors import ApiError, conflict, is_connection_error, unprocessable
+from ..errors import ApiError, conflict, database_error, is_connection_error, unprocessable
 
 # MariaDB errors that refuse a value rather than signal an outage: CHECK constraint
 # (e.g. json_valid on `extra` columns), out of range, truncated, bad string for the charset.
@@ -64,16 +64,9 @@ def database_refusals(
     except (sa_exc.IntegrityError, sa_exc.DataError) as exc:
         raise refusal(exc, schema, where, deleting=deleting) from None
     except sa_exc.OperationalError as exc:
-        if is_connection_error(exc) or _code(exc) not in REFUSALS:
+        if is_connection_error(exc) or database_error(exc)[0] not in REFUSALS:
             raise
         raise refusal(exc, schema, where, deleting=deleting) from None
-
-
-def _code(exc: sa_exc.DBAPIError) -> int | None:
-    orig = getattr(exc, "orig", None)
-    return (
-        orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
-    )
 
 
 def refusal(exc: sa_exc.DBAPIError, schema: TableSchema, where: str, *, deleting: bool) -> ApiError:
@@ -84,7 +77,7 @@ def refusal(exc: sa_exc.DBAPIError, schema: TableSchema, where: str, *, deleting
     existed). Refusing a delete because rows refer to it is a 409.
     """
     orig = getattr(exc, "orig", None)
-    code = _code(exc)
+    code = database_error(exc)[0]
     text = str(orig) if orig is not None else str(exc)
     if code == DUPLICATE or SQLITE_UNIQUE in text:
         return unique_clash(text, schema, where)
