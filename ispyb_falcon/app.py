@@ -29,6 +29,7 @@ from .resources.declare import Route
 from .resources.generic import Backend, Collection, Item
 from .resources.meta import ApiIndex, Health, SchemaItem, SchemaList
 from .serving import fit_routes, report
+from .views import VIEWS, View
 
 log = logging.getLogger("ispyb_falcon")
 
@@ -183,6 +184,13 @@ def schema_differences(names: list[str], catalog: Catalog, site: Site) -> list[s
     return no_schema + differences(catalog.subset(names).schemas, site)
 
 
+def served_views(routes: list[Route]) -> list[View]:
+    """The views whose module is enabled and whose tables this site serves."""
+    modules = {r.module for r in routes if r.path}
+    tables = {r.table for r in routes if r.path}
+    return [v for v in VIEWS if v.module in modules and set(v.needs) <= tables]
+
+
 def settle() -> None:
     """Once the app is built, before it serves: the garbage of start-up (the OpenAPI
     document's build, reflection) is collected, and what start-up keeps (schemas,
@@ -310,6 +318,9 @@ def create_app(
         if route.item:
             item = "/{key}" if route.nested else "/{id}"
             app.add_route(prefix + route.path + item, Item(backend, route, parent))
+    views = served_views(routes)
+    for view in views:
+        app.add_route(prefix + view.path, view.resource(backend))
 
     limiter = make_limiter(settings, engine)
     login = Login(
@@ -332,7 +343,7 @@ def create_app(
         openapi.add_routes(
             app,
             prefix,
-            lambda: openapi.build(routes, catalog, prefix, backend.max_limit, scopes),
+            lambda: openapi.build(routes, catalog, prefix, backend.max_limit, scopes, views),
             list(dict.fromkeys(r.module for r in routes if r.path)),
         )
     return app

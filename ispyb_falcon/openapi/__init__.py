@@ -17,6 +17,7 @@ import falcon
 from .. import __version__
 from ..catalog.store import Catalog
 from ..resources.declare import Route
+from ..views import View
 from . import serve, shared
 from .serve import STATIC
 from .tables import route_paths, table_schemas
@@ -33,8 +34,10 @@ def build(
     prefix: str,
     max_limit: int,
     scopes: dict[str, Iterable[str]],
+    views: Iterable[View] = (),
 ) -> dict:
-    """The document; `scopes` maps a table to the convenience filters its list accepts."""
+    """The document; `scopes` maps a table to the convenience filters its list accepts,
+    `views` are the views served (ispyb_falcon.views)."""
     routes = [r for r in routes if r.path]
     components = shared.components(
         max_limit, sorted({s for r in routes for s in scopes.get(r.table, ())})
@@ -43,6 +46,8 @@ def build(
     for route in routes:
         components["schemas"].update(table_schemas(route, catalog.schemas[route.table]))
         paths.update(route_paths(route, catalog.schemas[route.table], scopes.get(route.table, ())))
+    for view in views:
+        paths[view.path] = view.describe(max_limit)
     paths.update(shared.fixed_paths())
     return used_only(
         {
