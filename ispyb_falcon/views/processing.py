@@ -197,27 +197,28 @@ def statement(t: Mapping[str, sa.Table], visible: sa.ColumnElement | None, slots
     where = [dc.c.dataCollectionId.in_(ids)]
     if visible is not None:
         where.append(visible)
-    return (
-        sa.select(*selected)
-        .select_from(frm)
-        .where(*where)
-        .order_by(
-            dc.c.dataCollectionId,
-            app.c.autoProcProgramId,
-            *(shell[s].c.autoProcScalingStatisticsId for s in SHELLS[1:]),
-        )
-    )
+    # No ORDER BY: the rows are put in order in Python (a few hundred), where MariaDB
+    # would sort them at full width in a temporary table.
+    return sa.select(*selected).select_from(frm).where(*where)
+
+
+def _shell_ids(m: dict) -> tuple:
+    """Which of a program's rows to keep where the best scaling holds an inner or outer
+    shell twice: the lowest statistics ids (a shell missing counts last)."""
+    return tuple((m[f"{s}_id"] is None, m[f"{s}_id"] or 0) for s in SHELLS[1:])
 
 
 def grouped(rows, names: list[str], ids: list[int]) -> list[dict]:
     """The rows (their columns `names`) as the answer: per collection (in the order of
-    `ids`), its programs."""
-    programs: dict[int, dict[int, dict]] = {}
+    `ids`), its programs by autoProcProgramId."""
+    programs: dict[int, dict[int, tuple]] = {}
     for r in rows:
         m = dict(zip(names, r, strict=True))
         found = programs.setdefault(m["dataCollectionId"], {})
         key = m["autoProcProgramId"]
-        if key is None or key in found:  # no program; or a shell held twice: the first
+        if key is None:  # a collection without programs
+            continue
+        if key in found and found[key][0] <= _shell_ids(m):
             continue
         best = None
         if m["autoProcScalingId"] is not None:
@@ -231,11 +232,11 @@ def grouped(rows, names: list[str], ids: list[int]) -> list[dict]:
                     for s in SHELLS
                 },
             }
-        found[key] = {**{c: m[c] for c in PROGRAM}, "best": best}
+        found[key] = (_shell_ids(m), {**{c: m[c] for c in PROGRAM}, "best": best})
     return [
-        {"dataCollectionId": i, "programs": list(programs[i].values())}
+        {"dataCollectionId": i, "programs": [found[k][1] for k in sorted(found)]}
         for i in ids
-        if i in programs
+        if (found := programs.get(i)) is not None
     ]
 
 
