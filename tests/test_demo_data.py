@@ -33,9 +33,9 @@ PER_COPY = {
     "Proposal": 4, "ProposalHasPerson": 1, "BLSession": 7, "Session_has_Person": 1,
     "LabContact": 4, "Shipping": 4, "Dewar": 8, "Container": 16, "Protein": 8, "Crystal": 8,
     "BLSample": 64, "DataCollectionGroup": 14, "DataCollection": 28, "Image": 140,
-    "ImageQualityIndicators": 140, "ProcessingJob": 28, "AutoProcProgram": 28,
-    "AutoProcIntegration": 28, "AutoProc": 28, "AutoProcScaling": 28,
-    "AutoProcScaling_has_Int": 28, "AutoProcScalingStatistics": 84,
+    "ImageQualityIndicators": 140, "ProcessingJob": 49, "AutoProcProgram": 49,
+    "AutoProcIntegration": 35, "AutoProc": 42, "AutoProcScaling": 42,
+    "AutoProcScaling_has_Int": 42, "AutoProcScalingStatistics": 126,
     "AutoProcProgramAttachment": 28, "AutoProcProgramMessage": 28, "EnergyScan": 7,
     "XFEFluorescenceSpectrum": 7, "RobotAction": 14,
 }  # fmt: skip

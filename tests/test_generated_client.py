@@ -109,6 +109,14 @@ def test_a_generated_client_logs_in_lists_creates_changes_and_reads_errors(serve
     mx1001 = get_proposal.sync(client=anna, id="mx1001")
     assert isinstance(mx1001, models.ProposalRow) and mx1001.proposal_code == "mx"
 
+    processing = generated("api.processing.get_data_collections_processing")
+    (first,) = processing.sync(client=anna, data_collection_id="1").results
+    assert isinstance(first, models.DataCollectionProcessing) and first.data_collection_id == 1
+    assert {p.processing_programs for p in first.programs} == {"xia2 dials", "autoPROC"}
+    best = {p.processing_programs: p.best for p in first.programs}["autoPROC"]
+    assert isinstance(best, models.ProcessingResult) and best.space_group == "P43212"
+    assert best.overall.resolution_limit_high < best.inner_shell.resolution_limit_high
+
     name = f"Generated client {uuid.uuid4().hex[:8]}"
     created = create_protein.sync_detailed(
         client=anna,

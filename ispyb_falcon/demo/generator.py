@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from ispyb_falcon.db import transaction
 from ispyb_falcon.demo import people
 from ispyb_falcon.demo.people import DemoProposal, DemoSession
+from ispyb_falcon.demo.pipelines import other_pipelines
 
 BASE_DATE = datetime(2026, 1, 5, 9, 0, 0)
 SEED = 20260105
@@ -390,8 +391,12 @@ def _session(
             actualSampleSlotInContainer=sample.location, actualContainerSlotInSC=sample.container,
         )  # fmt: skip
         for n in (1, 2):
-            _collection(batch, session, root, session_id, group_id, experiment, sample, n,
-                        start + timedelta(minutes=25 * (n - 1)), detector_id)  # fmt: skip
+            dc_id, ends, resolution = _collection(
+                batch, session, root, session_id, group_id, experiment, sample, n,
+                start + timedelta(minutes=25 * (n - 1)), detector_id,
+            )  # fmt: skip
+            other_pipelines(batch, 2 * g + n, dc_id, sample.protein.space_group,
+                            sample.protein.cell, ends, resolution)  # fmt: skip
 
 
 def _collection(
@@ -405,8 +410,9 @@ def _collection(
     number: int,
     start: datetime,
     detector_id: int,
-) -> None:
-    """One DataCollection, its images, quality indicators and auto-processing."""
+) -> tuple[int, datetime, float]:
+    """One DataCollection, its images, quality indicators and xia2 processing:
+    (its id, its end, its resolution)."""
     wavelength = WAVELENGTH[experiment]
     resolution = batch.uniform(1.2, 2.4)
     exposure = batch.rng.choice((0.002, 0.004, 0.01))
@@ -455,6 +461,7 @@ def _collection(
             dozor_score=batch.uniform(5, 60), recordTimeStamp=taken + timedelta(seconds=3),
         )  # fmt: skip
     _processing(batch, root, dc_id, experiment, sample, prefix, ends, resolution)
+    return dc_id, ends, resolution
 
 
 def _processing(

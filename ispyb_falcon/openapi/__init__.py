@@ -47,6 +47,7 @@ def build(
         components["schemas"].update(table_schemas(route, catalog.schemas[route.table]))
         paths.update(route_paths(route, catalog.schemas[route.table], scopes.get(route.table, ())))
     for view in views:
+        components["schemas"].update(view.schemas())
         paths[view.path] = view.describe(max_limit)
     paths.update(shared.fixed_paths())
     return used_only(

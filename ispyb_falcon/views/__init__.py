@@ -9,7 +9,7 @@ its module is enabled and every table it reads is served by this site's database
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -20,6 +20,10 @@ class View:
     needs: tuple[str, ...]  # tables it reads; served only if the site serves them all
     resource: Callable[[Any], object]  # Backend -> the Falcon resource
     describe: Callable[[int], dict]  # max_limit -> {"get": operation} for the OpenAPI document
+    # The components the description names by $ref (#/components/schemas/NAME): NAME -> schema.
+    schemas: Callable[[], dict] = field(default=dict)
 
 
-VIEWS: tuple[View, ...] = ()
+from . import processing  # noqa: E402 - each view module declares its View with the class above
+
+VIEWS: tuple[View, ...] = (processing.VIEW,)
