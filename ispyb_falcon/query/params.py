@@ -187,6 +187,8 @@ def parse_list_query(
     columns = [c for c in table.columns if c not in table.blobs]
     scopes = tuple(scopes)
     for name, raw in params.items():
+        if name == "embed" and isinstance(raw, list):
+            raw = ",".join(raw)  # embed=a&embed=b, as some clients send a list: embed=a,b
         raw = _single(name, raw)
         if name == "skip":
             q.skip = _bounded("skip", raw, 0, 2**31)
