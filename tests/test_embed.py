@@ -113,7 +113,8 @@ def test_counts_are_the_totals_of_the_child_lists(client, auth, route, login):
             path, params = child_list(e, row)
             assert row[e.name] == get(client, auth(login), path, **params)["total"], (e, row)
             nonzero += row[e.name] > 0
-    assert nonzero  # the demo data has children under these rows
+    if login in ("pi_anna", "visitor_cara"):  # who sees only demo rows, all with children
+        assert nonzero
     key = KEYS[route.table]
     first = page["results"][0]
     item = get(client, auth(login), f"{route.path}/{first[key]}", embed=",".join(names))
@@ -316,9 +317,10 @@ def test_paging_order_and_filters_with_embed(client, auth):
 
 def test_etags_and_304_with_embed(client, auth):
     anna = auth("pi_anna")
+    dc = get(client, anna, "/datacollections", session="mx1001-1", limit="1")["results"][0]
     for path, params in (
         ("/datacollections", {"session": "mx1001-1", "embed": "sample"}),
-        ("/datacollections/1", {"embed": "sample,group"}),
+        (f"/datacollections/{dc['dataCollectionId']}", {"embed": "sample,group"}),
         ("/sessions/mx1001-1", {"embed": "proposal,dataCollections"}),
     ):
         first = client.simulate_get(PREFIX + path, params=params, headers=anna)

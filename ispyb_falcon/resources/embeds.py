@@ -164,8 +164,8 @@ class Embedder:
         root: Root,
         row_table: str,
     ) -> None:
-        # Parents and children are tested row by row: an OR of each path's lookups, not
-        # the UNION a list that names nothing is driven from (visibility.Resolver).
+        # An OR of each path's lookups where a table hangs by several (a sample), not the
+        # UNION a list is driven from: here the rows are known, and only tested.
         self.resolver = Resolver(resolver.tables, resolver.hangs)
         self.tables = tables
         self.chosen = chosen
@@ -233,7 +233,8 @@ class Embedder:
     def item(self, table: sa.Table, key: Sequence[str], cols: Sequence[str], where: list):
         """One row's statement: its key found by `where` (with visibility), then the
         row and its embeddings joined to it."""
-        keys = sa.select(*(table.c[k] for k in key)).where(*where).subquery("page")
+        # LIMIT: a derived table of its own (statements.EVERY_ROW says why); one row anyway.
+        keys = sa.select(*(table.c[k] for k in key)).where(*where).limit(1).subquery("page")
         row = table.alias("row")
         extra, join = self(row)
         on = sa.and_(*(row.c[k] == keys.c[k] for k in key))

@@ -137,7 +137,7 @@ class ListReads:
             self.b.resolver,
             [self.embeds[n] for n in q.embed],
             q.embed_fields,
-            self.b.read_root(p),
+            self.b.read_root(p, per_row=False),
             self.route.table,
         )
 
@@ -328,7 +328,12 @@ class ItemReads:
         """The row the caller may see, with its embeddings (one statement)."""
         chosen = [self.embeds[n] for n in q.embed]
         embedder = embeds.Embedder(
-            self.b.tables, self.b.resolver, chosen, {}, self.b.read_root(p), self.route.table
+            self.b.tables,
+            self.b.resolver,
+            chosen,
+            {},
+            self.b.read_root(p, per_row=False),
+            self.route.table,
         )
         stmt = embedder.item(self.table, self.key, self.columns, [*where, *self.visible(p)])
         r = conn.execute(stmt).first()
