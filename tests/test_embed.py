@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -392,3 +393,22 @@ def test_the_openapi_document_describes_embed(client):
     assert row["images"]["type"] == "integer"
     persons = document["paths"]["/persons"]["get"]["parameters"]
     assert "embed" not in {p.get("name") for p in persons}
+
+
+def test_the_api_documentation_lists_what_each_route_embeds():
+    """docs/api.md's table of embeddings is the declarations (the routes' `embeds`)."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    table = text.split("| route | `embed=` parents | `embed=` counts |")[1].split("\n\n")[0]
+    documented = {}
+    for line in table.splitlines()[2:]:
+        path, parents_cell, counts_cell = (c.strip() for c in line.strip("|").split("|"))
+        documented[path.strip("`")] = (
+            re.findall(r"`(\w+)`", parents_cell),
+            re.findall(r"`(\w+)`", counts_cell),
+        )
+    declared = {
+        r.path: ([e.name for e in parents(r)], [e.name for e in counts(r)]) for r in WITH_EMBEDS
+    }
+    assert documented == declared
