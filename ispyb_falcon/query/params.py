@@ -89,8 +89,12 @@ class ListQuery:
             tuple(c.shape for c in self.conditions),
             self.search is not None,
             None if self.after is None else tuple(v is None for v in self.after),
-            *(
-                (self.embed, tuple((k, tuple(v)) for k, v in self.embed_fields.items()))
+            *(  # with embed=, fields may name no column of the row's own ([], not None)
+                (
+                    self.embed,
+                    tuple((k, tuple(v)) for k, v in self.embed_fields.items()),
+                    self.fields is None,
+                )
                 if self.embed
                 else ()
             ),
