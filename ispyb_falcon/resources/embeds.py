@@ -30,6 +30,12 @@ from ..catalog.store import Catalog
 from ..query.visibility import Resolver, Root
 from .declare import Count, Embed, Parent, Route
 
+# What the caller may see, for the parents and children: the caller's proposals and
+# sessions as one set (visibility.VisibleRoot with per_row False), not correlated EXISTS
+# tests. Those, turned into semi-joins in a LEFT JOIN's condition, make MariaDB 10.11
+# lose parents the caller may see (a data collection's group, an image's collection).
+PER_ROW = False
+
 
 @dataclass(frozen=True)
 class Served:

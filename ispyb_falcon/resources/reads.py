@@ -75,7 +75,7 @@ class ListReads:
         window, narrowed = self.page_shape(q, root, named)
         kinds = tuple((name, parsed[0]) for name, parsed in scopes.items())
         shape = (q.shape, window, narrowed, root.shape, kinds)
-        shape_of = self.embedded(q, p, cols)
+        shape_of = self.embedded(q, cols)
         plan = self.plans.get(
             shape,
             lambda: (
@@ -131,17 +131,17 @@ class ListReads:
         resp.text = text
 
     def embedder(self, q: ListQuery, p: Principal) -> embeds.Embedder:
-        """The SQL of the embeddings `q` asks for (a parent's visibility is the caller's)."""
+        """The SQL of the embeddings `q` asks for (what the caller may see: embeds.PER_ROW)."""
         return embeds.Embedder(
             self.b.tables,
             self.b.resolver,
             [self.embeds[n] for n in q.embed],
             q.embed_fields,
-            self.b.read_root(p, per_row=False),
+            self.b.read_root(p, per_row=embeds.PER_ROW),
             self.route.table,
         )
 
-    def embedded(self, q: ListQuery, p: Principal, cols: list[str]) -> embeds.Layout | None:
+    def embedded(self, q: ListQuery, cols: list[str]) -> embeds.Layout | None:
         """Where the embeddings' values are in the page's rows (None: no `embed=`)."""
         if not q.embed:
             return None
@@ -332,7 +332,7 @@ class ItemReads:
             self.b.resolver,
             chosen,
             {},
-            self.b.read_root(p, per_row=False),
+            self.b.read_root(p, per_row=embeds.PER_ROW),
             self.route.table,
         )
         stmt = embedder.item(self.table, self.key, self.columns, [*where, *self.visible(p)])
