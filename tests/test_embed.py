@@ -412,3 +412,45 @@ def test_the_api_documentation_lists_what_each_route_embeds():
         r.path: ([e.name for e in parents(r)], [e.name for e in counts(r)]) for r in WITH_EMBEDS
     }
     assert documented == declared
+
+
+def test_a_site_embeds_only_what_it_serves(settings, tmp_path, catalog):
+    """Without the shipping module a data collection embeds no sample; without the
+    Detector table, no detector (the rest is served)."""
+    import falcon.testing
+
+    from ispyb_falcon.app import create_app
+    from ispyb_falcon.demo.sqlite import create_tables
+
+    url = f"sqlite:///{tmp_path / 'subset.sqlite'}"
+    engine = sa.create_engine(url)
+    create_tables(engine, catalog.schemas)
+    app = create_app(
+        settings.replace(database_url=url, server_modules=("proposals", "people", "experiments"))
+    )
+    c = falcon.testing.TestClient(app)
+    token = c.simulate_post(f"{PREFIX}/auth/login", json={"login": "admin1", "password": "x"})
+    h = {"Authorization": f"Bearer {token.json['token']}"}
+    r = c.simulate_get(f"{PREFIX}/datacollections", params={"embed": "sample"}, headers=h)
+    assert r.status_code == 400 and "group, session, detector" not in r.json["description"]
+    assert "group, session, images" in r.json["description"]
+    ok = c.simulate_get(f"{PREFIX}/datacollections", params={"embed": "group"}, headers=h)
+    assert ok.status_code == 200
+    doc = c.simulate_get(f"{PREFIX}/openapi.json").json
+    embed = [
+        p for p in doc["paths"]["/datacollections"]["get"]["parameters"] if p.get("name") == "embed"
+    ]
+    assert embed[0]["schema"]["items"]["enum"] == ["group", "session", "images"]
+    assert "sample" not in doc["components"]["schemas"]["DataCollectionRow"]["properties"]
+
+    with engine.begin() as conn:  # a site without detectors
+        conn.execute(sa.text("DROP TABLE Detector"))
+    c = falcon.testing.TestClient(create_app(settings.replace(database_url=url)))
+    token = c.simulate_post(f"{PREFIX}/auth/login", json={"login": "admin1", "password": "x"})
+    h = {"Authorization": f"Bearer {token.json['token']}"}
+    r = c.simulate_get(f"{PREFIX}/datacollections", params={"embed": "detector"}, headers=h)
+    assert r.status_code == 400 and r.json["description"].endswith(
+        "can embed group, session, sample, images"
+    ), r.text
+    r = c.simulate_get(f"{PREFIX}/datacollections", params={"embed": "sample"}, headers=h)
+    assert r.status_code == 200
