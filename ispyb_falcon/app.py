@@ -23,7 +23,7 @@ from .catalog.store import Catalog
 from .config import ConfigError, Settings, production_problems
 from .middleware import Authentication, Authorization, Cors, RequestLog
 from .query.visibility import Hang, Resolver, Via
-from .resources import MODULES
+from .resources import MODULES, embeds
 from .resources.auth import Login, WhoAmI
 from .resources.declare import Route
 from .resources.generic import Backend, Collection, Item
@@ -257,6 +257,8 @@ def create_app(
         raise unreadable(engine, exc) from None
     catalog = Catalog({n: schemas[n] for n in readable})
     hangs, routes = fit.hangs, fit.routes
+    served_tables = {r.table for r in routes if r.path}  # what ?embed= may embed or count
+    routes = [embeds.fitted(r, tables, served_tables) for r in routes]
     level = logging.WARNING if drift or fit.out else logging.INFO
     for line in report(site, fit, drift, len(tables)) + ([ADVICE] if drift else []):
         log.log(level, line)

@@ -166,3 +166,35 @@ def test_a_generated_client_logs_in_lists_creates_changes_and_reads_errors(serve
     assert delete_protein.sync_detailed(client=admin, id=pid, if_match=current).status_code == 204
     missing = get_protein.sync_detailed(client=anna, id=pid)
     assert missing.status_code == 404 and missing.parsed.title.startswith("404")
+
+
+def test_a_generated_client_embeds_related_rows(served):
+    """`embed=` as a list of the route's names; embedded rows parse as the parent's model."""
+    base, _, run = served
+    assert run.returncode == 0, run.stdout + run.stderr
+    client_module, models = generated("client"), generated("models")
+    login = generated("api.auth.login")
+    list_samples = generated("api.shipping.list_bl_sample")
+    get_sample = generated("api.shipping.get_bl_sample")
+    token = login.sync(
+        client=client_module.Client(base_url=base),
+        body=models.Credentials(login="pi_anna", password="demo"),
+    )
+    anna = client_module.AuthenticatedClient(base_url=base, token=token.token)
+
+    page = list_samples.sync(
+        client=anna,
+        proposal="mx1001",
+        limit=3,
+        embed=[models.ListBlSampleEmbedItem.PROTEIN, models.ListBlSampleEmbedItem.DATACOLLECTIONS],
+    )
+    assert isinstance(page, models.BLSampleList) and len(page.results) == 3
+    first = page.results[0]
+    assert isinstance(first.protein, models.ProteinRow) and first.protein.acronym == "lyso"
+    assert isinstance(first.data_collections, int)
+
+    one = get_sample.sync(
+        client=anna, id=str(first.bl_sample_id), embed=[models.GetBlSampleEmbedItem.CRYSTAL]
+    )
+    assert isinstance(one.crystal, models.CrystalRow)
+    assert one.crystal.crystal_id == first.crystal_id

@@ -234,3 +234,46 @@ def test_the_checks_see_a_sort_over_wide_rows(engine, built):
             {"p": found.proposal_id},
         ).scalar_one()
     assert any("wide rows" in p for p in _problems(json.loads(plan)))
+
+
+def _tables(node) -> list[dict]:
+    return [t for block in _blocks(node) for t in block["tables"]]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_embedded_parents_are_read_by_key_for_the_page_rows_only(
+    built, client, engine, monkeypatch, caller
+):
+    """`?embed=`: a page of a big visit with its samples and groups reads each parent by its
+    primary key (eq_ref) for the page's rows; a count of a visit's collections reads them
+    by index. The rest of the plan passes the checks of every busy list."""
+    found = built[1]
+    token = client.simulate_post(
+        PREFIX + "/auth/login", json={"login": found.logins[caller], "password": "x"}
+    ).json["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    cases = [
+        ("/datacollections", {"session": found.visit, "limit": "100", "embed": "sample,group"}),
+        (
+            "/datacollections",
+            {"session": found.visit, "limit": "100", "order": "desc", "embed": "session,images"},
+        ),
+        ("/sessions", {"proposal": found.proposal, "limit": "100", "embed": "dataCollections"}),
+        ("/samples", {"proposal": found.proposal, "limit": "100", "embed": "protein,container"}),
+    ]
+    for path, params in cases:
+        ran = _statements(client, monkeypatch, headers, path, params)
+        page = [(s, v) for s, v in ran if " AS row " in s.sql]
+        assert len(page) == 1, [s.sql[:200] for s, _ in ran]
+        for stmt, values in ran:
+            plan = _explain(engine, stmt, values)
+            assert not _problems(plan), (path, params, json.dumps(plan, indent=1)[:4000])
+        plan = _explain(engine, *page[0])
+        tables = _tables(plan)
+        parents = [t for t in tables if t.get("table_name", "").startswith("embed")]
+        counted = [t for t in tables if t.get("table_name", "").startswith("count")]
+        assert parents or counted, json.dumps(plan, indent=1)[:4000]
+        for t in parents:
+            assert t.get("access_type") == "eq_ref", (path, t)
+        for t in counted:
+            assert t.get("access_type") in ("ref", "eq_ref"), (path, t)

@@ -122,7 +122,13 @@ def components(max_limit: int, scopes: Iterable[str]) -> dict:
             "`application/x-ndjson` gives it), so that a link in a browser can fetch it; "
             "`json` (the default): the page, whatever `Accept` says.",
         ),
-        "fields": param("fields", "query", TEXT, "Comma-separated columns to return."),
+        "fields": param(
+            "fields",
+            "query",
+            TEXT,
+            "Comma-separated columns to return; with `embed=`, `name.column` narrows an "
+            "embedded row to the columns named.",
+        ),
         "search": param("search", "query", TEXT, "Substring of the text columns."),
         "If-None-Match": param(
             "If-None-Match", "header", TEXT, "An ETag read before: 304 if it is still current."

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Iterable
 
 from ..query.operators import OPERATORS
-from ..resources.declare import Route
+from ..resources.declare import Count, Route
 from .shared import FLAG, TEXT, body, param, ref, responses, success
 
 PAGE_FIELDS = {
@@ -68,16 +68,65 @@ def _fields(schema: dict, title: str, description: str, blobs: bool) -> dict:
     }
 
 
+def embedded_properties(route: Route) -> dict:
+    """What `?embed=` adds to a row: a parent as its own route serves it (null where the
+    caller may not see it), a count as an integer."""
+    found = {}
+    for e in route.embeds:
+        if isinstance(e, Count):
+            found[e.name] = {
+                "type": "integer",
+                "description": f"With `embed={e.name}`: the {e.table} rows below this one "
+                "that the caller may see.",
+            }
+        else:
+            found[e.name] = {
+                "anyOf": [ref("schemas", f"{e.table}Row"), {"type": "null"}],
+                "description": f"With `embed={e.name}`: the {e.table} row this one refers to "
+                "(null if none, or one the caller may not see).",
+            }
+    return found
+
+
+def embed_param(route: Route) -> list[dict]:
+    """The `embed` parameter of a route that declares embeddings (none otherwise)."""
+    if not route.embeds:
+        return []
+    names = [e.name for e in route.embeds]
+    parents = [e.name for e in route.embeds if not isinstance(e, Count)]
+    narrowed = (
+        f" `fields=` may name an embedded row's columns (`{parents[0]}.<column>`)."
+        if parents
+        else ""
+    )
+    return [
+        {
+            "name": "embed",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": False,
+            "description": "Related rows to add to each row, comma-separated: a parent under "
+            "its name (null where the caller may not see it), or a count of the child rows the "
+            "caller may see." + narrowed,
+            "schema": {"type": "array", "items": {"type": "string", "enum": names}},
+        }
+    ]
+
+
 def table_schemas(route: Route, schema: dict) -> dict:
     t = route.table
+    row = _fields(
+        schema,
+        f"{t}Row",
+        f"A row of {t} as served: the columns asked for, blobs left out"
+        + ("; with `embed=`, the related rows asked for." if route.embeds else "."),
+        False,
+    )
+    row["properties"].update(embedded_properties(route))
     out = {
         t: _public(schema),
-        f"{t}Row": _fields(
-            schema,
-            f"{t}Row",
-            f"A row of {t} as served: the columns asked for, blobs left out.",
-            False,
-        ),
+        f"{t}Row": row,
         f"{t}List": {
             "title": f"{t}List",
             "type": "object",
@@ -148,6 +197,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
         param("order_by", "query", {"type": "string", "enum": names}, "Column to sort by."),
         ref("parameters", "order"),
         ref("parameters", "fields"),
+        *embed_param(route),
         ref("parameters", "format"),
         *([ref("parameters", "search")] if route.search else []),
         *(ref("parameters", s) for s in scopes),
@@ -218,6 +268,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
             "parameters": [
                 *one["parameters"],
                 ref("parameters", "fields"),
+                *embed_param(route),
                 ref("parameters", "If-None-Match"),
             ],
             "responses": responses(

@@ -30,7 +30,7 @@ from ..catalog.store import INT64
 
 # Parameters that choose which page or how it is shown, not which rows are listed:
 # a cursor stays valid across them.
-NOT_IN_DIGEST = frozenset({"after", "skip", "limit", "count", "fields", "format"})
+NOT_IN_DIGEST = frozenset({"after", "skip", "limit", "count", "fields", "format", "embed"})
 
 
 def sort_columns(order_by: str | None, key: Sequence[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,8 @@ class ListQuery:
     scopes: dict[str, str] = field(default_factory=dict)  # convenience filters: proposal=, session=
     after: tuple | None = None  # keyset: the sort values of the row the page starts after
     count: str = "exact"  # exact | planned | none
+    embed: tuple[str, ...] = ()  # ?embed=: the declared embeddings asked for, in order
+    embed_fields: dict[str, list[str]] = field(default_factory=dict)  # fields=sample.name
     params: Mapping[str, Any] = field(default_factory=dict)  # the query string, as given
     table: str = ""
 
@@ -87,6 +89,15 @@ class ListQuery:
             tuple(c.shape for c in self.conditions),
             self.search is not None,
             None if self.after is None else tuple(v is None for v in self.after),
+            *(  # with embed=, fields may name no column of the row's own ([], not None)
+                (
+                    self.embed,
+                    tuple((k, tuple(v)) for k, v in self.embed_fields.items()),
+                    self.fields is None,
+                )
+                if self.embed
+                else ()
+            ),
         )
 
 
@@ -169,12 +180,19 @@ def parse_list_query(
     max_limit: int,
     scopes: Iterable[str] = (),
     paged: bool = True,
+    embeds: Mapping[str, Sequence[str] | None] | None = None,
 ) -> ListQuery:
-    """Read every parameter; a name that is neither a known parameter nor a column is a 400."""
+    """Read every parameter; a name that is neither a known parameter nor a column is a 400.
+
+    `embeds`: what `?embed=` may name, each with its columns (None for a count).
+    """
     q = ListQuery(limit=default_limit)
+    embeds = embeds or {}
     columns = [c for c in table.columns if c not in table.blobs]
     scopes = tuple(scopes)
     for name, raw in params.items():
+        if name == "embed" and isinstance(raw, list):
+            raw = ",".join(raw)  # embed=a&embed=b, as some clients send a list: embed=a,b
         raw = _single(name, raw)
         if name == "skip":
             q.skip = _bounded("skip", raw, 0, 2**31)
@@ -190,13 +208,19 @@ def parse_list_query(
             q.descending = raw == "desc"
         elif name == "fields":
             wanted = [f.strip() for f in raw.split(",") if f.strip()]
-            unknown = [f for f in wanted if f not in columns]
+            dotted = [f for f in wanted if "." in f]
+            own = [f for f in wanted if "." not in f]
+            unknown = [f for f in own if f not in columns]
             if unknown or not wanted:
                 raise bad_request(
                     f"fields: unknown column(s) of {table.name}: {', '.join(unknown) or '(none)'}",
                     name,
                 )
-            q.fields = list(dict.fromkeys(wanted))
+            q.fields = list(dict.fromkeys(own))
+            for f in dotted:
+                q.embed_fields.setdefault(f.split(".", 1)[0], []).append(f)
+        elif name == "embed":
+            q.embed = _embed_names(raw, table.name, embeds)
         elif name == "search":
             q.search = _match_text(name, raw)
         elif name == "count":
@@ -214,6 +238,7 @@ def parse_list_query(
         else:
             q.conditions.append(_condition(name, raw, table, columns))
     q.params, q.table = params, table.name
+    q.embed_fields = _embedded_fields(q, embeds)
     if "after" in params:
         if "skip" in params:
             raise bad_request("give either skip or after, not both", "after")
@@ -225,6 +250,37 @@ def parse_list_query(
     if not paged:
         q.skip, q.limit = 0, None  # exports stream every matching row
     return q
+
+
+def _embed_names(raw: str, table: str, embeds: Mapping[str, Any]) -> tuple[str, ...]:
+    if not embeds:
+        raise bad_request(f"embed: {table} rows have nothing to embed", "embed")
+    wanted = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in embeds]
+    if unknown or not wanted:
+        raise bad_request(
+            f"embed: unknown name(s) {', '.join(unknown) or '(none)'}; "
+            f"{table} rows can embed {', '.join(embeds)}",
+            "embed",
+        )
+    return tuple(dict.fromkeys(wanted))
+
+
+def _embedded_fields(q: ListQuery, embeds: Mapping[str, Any]) -> dict[str, list[str]]:
+    """`fields=sample.name,sample.code`: the columns of each embedded parent to serve."""
+    found: dict[str, list[str]] = {}
+    for name, dotted in q.embed_fields.items():
+        for f in dotted:
+            column = f.split(".", 1)[1]
+            if name not in q.embed:
+                raise bad_request(
+                    f"fields: {f} names {name!r}, which embed= does not ask for", "fields"
+                )
+            if embeds[name] is None or column not in embeds[name]:
+                raise bad_request(f"fields: {f}: {column!r} is not a column of {name}", "fields")
+            if column not in found.setdefault(name, []):
+                found[name].append(column)
+    return found
 
 
 def _condition(name: str, raw: str, table: TableSchema, columns: list[str]) -> Condition:

@@ -24,6 +24,40 @@ class Nested:
 
 
 @dataclass(frozen=True)
+class Parent:
+    """`?embed=name`: the row this one points at, served under `name` (null if unseen).
+
+    `path` goes from this route's table up to the parent, one foreign key a hop:
+    `Via("BLSAMPLEID", "BLSample", "blSampleId")`, or a sample's protein through its
+    crystal, `(Via("crystalId", "Crystal"), Via("proteinId", "Protein"))`.
+    """
+
+    name: str
+    path: tuple[Via, ...]
+
+    @property
+    def table(self) -> str:
+        return self.path[-1].table
+
+
+@dataclass(frozen=True)
+class Count:
+    """`?embed=name`: how many rows of `table` below this row the caller may see.
+
+    `path` goes from the counted table up to this route's table, one foreign key a hop:
+    a session's collections are `(Via("dataCollectionGroupId", "DataCollectionGroup"),
+    Via("sessionId", "BLSession"))`, as `/datacollections?session=` finds them.
+    """
+
+    name: str
+    table: str
+    path: tuple[Via, ...]
+
+
+Embed = Parent | Count
+
+
+@dataclass(frozen=True)
 class Route:
     """One table served over HTTP (or, with path None, only how it hangs for visibility).
 
@@ -43,6 +77,8 @@ class Route:
     # say so (Protein.personId): a body may name only rows the caller may see, as with
     # the schema's foreign keys. `Via(column, table, key)`: the column points at table.key.
     refers: tuple[Via, ...] = ()
+    # What `?embed=` may add to each row (resources/embeds.py): parents and counts.
+    embeds: tuple[Embed, ...] = ()
     module: str = ""
 
     @property

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ..query.visibility import Via
-from .declare import Route, routes, writers
+from .declare import Count, Parent, Route, routes, writers
 
 ACQUISITION = writers("acquisition")
+GROUP = Via("dataCollectionGroupId", "DataCollectionGroup")
+SESSION_OF_GROUP = Via("sessionId", "BLSession")
 
 ROUTES = routes(
     "experiments",
@@ -17,6 +19,11 @@ ROUTES = routes(
         A group of data collections on one sample in one session (e.g. the sweeps of a MAD).""",
         writers=ACQUISITION,
         search=("comments",),
+        embeds=(
+            Parent("session", (SESSION_OF_GROUP,)),
+            Parent("sample", (Via("blSampleId", "BLSample"),)),
+            Count("dataCollections", "DataCollection", (GROUP,)),
+        ),
     ),
     Route(
         "DataCollection",
@@ -31,6 +38,13 @@ ROUTES = routes(
             Via("SESSIONID", "BLSession", "sessionId"),
             Via("BLSAMPLEID", "BLSample", "blSampleId"),
         ),
+        embeds=(
+            Parent("group", (GROUP,)),
+            Parent("session", (GROUP, SESSION_OF_GROUP)),
+            Parent("sample", (Via("BLSAMPLEID", "BLSample", "blSampleId"),)),
+            Parent("detector", (Via("detectorId", "Detector"),)),
+            Count("images", "Image", (Via("dataCollectionId", "DataCollection"),)),
+        ),
     ),
     Route(
         "Image",
@@ -40,6 +54,7 @@ ROUTES = routes(
         The image files of a data collection.""",
         writers=ACQUISITION,
         search=("fileName",),
+        embeds=(Parent("dataCollection", (Via("dataCollectionId", "DataCollection"),)),),
     ),
     Route(
         "ImageQualityIndicators",
@@ -60,6 +75,10 @@ ROUTES = routes(
         Absorption edge scans and their f'/f'' results.""",
         writers=ACQUISITION,
         search=("element", "comments"),
+        embeds=(
+            Parent("session", (Via("sessionId", "BLSession"),)),
+            Parent("sample", (Via("blSampleId", "BLSample"),)),
+        ),
     ),
     Route(
         "XFEFluorescenceSpectrum",

@@ -28,6 +28,7 @@ from ..query.visibility import (
     Via,
     VisibleRoot,
 )
+from . import embeds
 from .declare import Route
 from .ids import SCOPES, integer
 from .reads import ItemReads, ListReads
@@ -83,6 +84,9 @@ class Resource:
         self.write_roles = frozenset(roles)
         self.scopes = self._scopes()
         self.plans = statements.ListPlans(self.table, self.key, backend.engine.dialect)
+        self.embeds = embeds.serving(route, backend.tables, backend.catalog)
+        # What `?embed=` may name, with each parent's columns (None: a count).
+        self.embed_names = {n: (None if s.is_count else s.columns) for n, s in self.embeds.items()}
         self.hang_columns = {
             v.column
             for v in (route.hangs if isinstance(route.hangs, tuple) else ())

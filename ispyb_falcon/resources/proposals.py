@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..query.visibility import PROPOSAL, SESSION, Via
-from .declare import Nested, Route, routes, writers
+from .declare import Count, Nested, Parent, Route, routes, writers
 from .ids import proposal_match, session_match
 
 ROUTES = routes(
@@ -17,6 +17,7 @@ ROUTES = routes(
         The id in the path is the `proposalId` or the name; `search` matches the name and title.""",
         search=(lambda t: t.c.proposalCode.concat(t.c.proposalNumber), "title"),
         match=proposal_match,
+        embeds=(Count("sessions", "BLSession", (Via("proposalId", "Proposal"),)),),
     ),
     Route(
         "ProposalHasPerson",
@@ -36,6 +37,18 @@ ROUTES = routes(
         writers=writers("acquisition"),
         search=("beamLineName", "comments"),
         match=session_match,
+        embeds=(
+            Parent("proposal", (Via("proposalId", "Proposal"),)),
+            Count(
+                "dataCollections",
+                "DataCollection",
+                (
+                    Via("dataCollectionGroupId", "DataCollectionGroup"),
+                    Via("sessionId", "BLSession"),
+                ),
+            ),
+            Count("dataCollectionGroups", "DataCollectionGroup", (Via("sessionId", "BLSession"),)),
+        ),
     ),
     Route(
         "Session_has_Person",

@@ -17,7 +17,7 @@ from ..errors import bad_request, not_acceptable, not_found
 from ..query import keyset, statements
 from ..query.params import ListQuery, parse_list_query
 from ..query.visibility import AllOf, Root
-from . import ids
+from . import embeds, ids
 from .conditional import etag_of_text, matches
 from .ids import SCOPES
 
@@ -64,25 +64,35 @@ class ListReads:
             max_limit=self.b.max_limit,
             scopes=self.scopes,
             paged=paged,
+            embeds=self.embed_names,
         )
         if q.search is not None and not self.route.search:
             raise bad_request(f"{self.route.path} has no text columns to search", "search")
-        cols = q.fields or self.columns
+        cols = self.columns if q.fields is None else q.fields
         scopes = {name: self.parse_scope(name, text) for name, text in q.scopes.items()}
         named = bool(scopes) or self.route.nested is not None  # a visit, proposal or parent
         root = self.b.read_root(p, per_row=named)
         window, narrowed = self.page_shape(q, root, named)
         kinds = tuple((name, parsed[0]) for name, parsed in scopes.items())
         shape = (q.shape, window, narrowed, root.shape, kinds)
+        shape_of = self.embedded(q, cols)
         plan = self.plans.get(
-            shape, lambda: (cols, self.where(q, root, scopes), q, window, narrowed)
+            shape,
+            lambda: (
+                cols,
+                self.where(q, root, scopes),
+                q,
+                window,
+                narrowed,
+                *((self.embedder(q, p),) if q.embed else ()),
+            ),
         )
         with self.b.engine.connect() as conn:
             values = statements.bind_values(plan, self.values(conn, p, q, root, scopes, path))
             if export:
                 if q.limit is not None:
                     values["limit"] = q.limit  # a page asks one more row (is there a next?)
-                return self.export(resp, plan, values, cols, export)
+                return self.export(resp, plan, values, cols, export, shape_of)
             rows = plan.rows(conn, values)
             if window and rows:
                 total = rows[0][-1]  # COUNT(*) OVER () of the page statement
@@ -98,7 +108,9 @@ class ListReads:
                 "skip": q.skip,
                 "limit": q.limit,
                 "next": cursor,
-                "results": [dict(zip(cols, r, strict=False)) for r in rows],  # then sort values
+                "results": [dict(zip(cols, r, strict=False)) for r in rows]  # then sort values
+                if shape_of is None
+                else [shape_of.nest(cols, r) for r in rows],
             }
         )
         links = {"first": {}, "next": cursor and {"after": cursor}}
@@ -117,6 +129,25 @@ class ListReads:
             resp.status = falcon.HTTP_304
             return
         resp.text = text
+
+    def embedder(self, q: ListQuery, p: Principal) -> embeds.Embedder:
+        """The SQL of the embeddings `q` asks for (what the caller may see: embeds.PER_ROW)."""
+        return embeds.Embedder(
+            self.b.tables,
+            self.b.resolver,
+            [self.embeds[n] for n in q.embed],
+            q.embed_fields,
+            self.b.read_root(p, per_row=embeds.PER_ROW),
+            self.route.table,
+        )
+
+    def embedded(self, q: ListQuery, cols: list[str]) -> embeds.Layout | None:
+        """Where the embeddings' values are in the page's rows (None: no `embed=`)."""
+        if not q.embed:
+            return None
+        sort = keyset.sort_columns(q.order_by, self.key)
+        offset = len(cols) + len([c for c in sort if c not in cols])
+        return embeds.layout([self.embeds[n] for n in q.embed], q.embed_fields, offset)
 
     @staticmethod
     def page_shape(q: ListQuery, root: Root, named: bool) -> tuple[bool, bool]:
@@ -201,7 +232,15 @@ class ListReads:
             values.update(limit=q.limit + 1, offset=q.skip)  # one more: is there a next page?
         return values
 
-    def export(self, resp, plan: statements.Plan, values: dict, cols: list, kind: str) -> None:
+    def export(
+        self,
+        resp,
+        plan: statements.Plan,
+        values: dict,
+        cols: list,
+        kind: str,
+        shape_of: embeds.Layout | None = None,
+    ) -> None:
         """Stream every row from a server-side cursor: constant memory, any size.
 
         The first chunk is produced here, inside the responder, so a failure at the
@@ -210,11 +249,23 @@ class ListReads:
         conn = self.b.engine.connect()
         try:
             batches = plan.batches(conn, values, EXPORT_BATCH)
-            if kind == "text/csv":
-                types = [c.type for c in plan.page.selected_columns][: len(cols)]
-                chunks = serialize.csv_stream(batches, cols, serialize.formatters(types))
+            types = [c.type for c in plan.page.selected_columns]
+            if shape_of is None:
+                if kind == "text/csv":
+                    chunks = serialize.csv_stream(
+                        batches, cols, serialize.formatters(types[: len(cols)])
+                    )
+                else:
+                    chunks = serialize.ndjson_stream(batches, cols)
+            elif kind == "text/csv":  # an embedded parent's columns as `sample.name`
+                flat = [types[i] for i in shape_of.flat_positions(cols)]
+                chunks = serialize.csv_stream(
+                    embeds.flat_batches(batches, cols, shape_of),
+                    shape_of.flat_keys(cols),
+                    serialize.formatters(flat),
+                )
             else:
-                chunks = serialize.ndjson_stream(batches, cols)
+                chunks = embeds.ndjson_stream(batches, cols, shape_of)
             first = next(chunks, b"")
         except Exception:
             conn.close()
@@ -241,20 +292,51 @@ class ItemReads:
         p = principal(req)
         representation(req, exports=())
         for name in req.params:
-            if name not in ("fields", "format"):
+            if name not in ("fields", "format", "embed"):
                 raise bad_request(f"unknown query parameter {name!r}", name)
+        q = parse_list_query(
+            {k: req.params[k] for k in ("fields", "embed") if k in req.params},
+            self.schema,
+            default_limit=1,
+            max_limit=1,
+            embeds=self.embed_names,
+        )
         with self.b.engine.connect() as conn:
-            row = self.fetch(conn, self.row_where(conn, p, path), p)
+            where = self.row_where(conn, p, path)
+            row = self.fetch_embedded(conn, where, p, q) if q.embed else self.fetch(conn, where, p)
         if row is None:
             raise not_found()
+        # Of the whole row (with its embeddings, whatever `fields`), as If-Match compares
+        # without `embed=`: a cached row is fresh only while what it embeds is unchanged.
         text = serialize.dumps(row)
-        resp.etag = tag = etag_of_text(text)  # of the whole row, as If-Match compares
+        resp.etag = tag = etag_of_text(text)
         if matches(req.if_none_match, tag):
             resp.status = falcon.HTTP_304
             return
-        if "fields" in req.params:
-            q = parse_list_query(
-                {"fields": req.params["fields"]}, self.schema, default_limit=1, max_limit=1
-            )
-            text = serialize.dumps({k: row[k] for k in q.fields})
+        if q.fields is not None:
+            kept = {k: row[k] for k in q.fields}
+            for name in q.embed:
+                narrowed = q.embed_fields.get(name)
+                value = row[name]
+                kept[name] = (
+                    {c: value[c] for c in narrowed} if narrowed and value is not None else value
+                )
+            text = serialize.dumps(kept)
         resp.text = text
+
+    def fetch_embedded(self, conn, where: list, p: Principal, q: ListQuery) -> dict | None:
+        """The row the caller may see, with its embeddings (one statement)."""
+        chosen = [self.embeds[n] for n in q.embed]
+        embedder = embeds.Embedder(
+            self.b.tables,
+            self.b.resolver,
+            chosen,
+            {},
+            self.b.read_root(p, per_row=embeds.PER_ROW),
+            self.route.table,
+        )
+        stmt = embedder.item(self.table, self.key, self.columns, [*where, *self.visible(p)])
+        r = conn.execute(stmt).first()
+        if r is None:
+            return None
+        return embeds.layout(chosen, {}, len(self.columns)).nest(self.columns, tuple(r))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..query.visibility import Via
-from .declare import Route, routes, writers
+from .declare import Count, Parent, Route, routes, writers
 
 USERS = writers("user")
 
@@ -23,6 +23,10 @@ ROUTES = routes(
         writers=USERS,
         search=("shippingName", "comments"),
         refers=(Via("laboratoryId", "Laboratory"),),
+        embeds=(
+            Parent("proposal", (Via("proposalId", "Proposal"),)),
+            Count("dewars", "Dewar", (Via("shippingId", "Shipping"),)),
+        ),
     ),
     Route(
         "Dewar",
@@ -32,6 +36,10 @@ ROUTES = routes(
         The transport dewars (or toolboxes, parcels) of a shipment.""",
         writers=USERS,
         search=("code", "barCode"),
+        embeds=(
+            Parent("shipping", (Via("shippingId", "Shipping"),)),
+            Count("containers", "Container", (Via("dewarId", "Dewar"),)),
+        ),
     ),
     Route(
         "Container",
@@ -42,6 +50,11 @@ ROUTES = routes(
         positions in the sample changer.""",
         writers=writers("user", "acquisition"),
         search=("code", "barcode"),
+        embeds=(
+            Parent("dewar", (Via("dewarId", "Dewar"),)),
+            Parent("shipping", (Via("dewarId", "Dewar"), Via("shippingId", "Shipping"))),
+            Count("samples", "BLSample", (Via("containerId", "Container"),)),
+        ),
     ),
     Route(
         "Protein",
@@ -61,6 +74,10 @@ ROUTES = routes(
         Crystal forms of a protein (space group, cell).""",
         writers=USERS,
         search=("name",),
+        embeds=(
+            Parent("protein", (Via("proteinId", "Protein"),)),
+            Count("samples", "BLSample", (Via("crystalId", "Crystal"),)),
+        ),
     ),
     Route(
         "BLSample",
@@ -70,5 +87,13 @@ ROUTES = routes(
         Mounted samples: a crystal in a container position.""",
         writers=USERS,
         search=("name", "code"),
+        embeds=(
+            Parent("crystal", (Via("crystalId", "Crystal"),)),
+            Parent("protein", (Via("crystalId", "Crystal"), Via("proteinId", "Protein"))),
+            Parent("container", (Via("containerId", "Container"),)),
+            Count(
+                "dataCollections", "DataCollection", (Via("BLSAMPLEID", "BLSample", "blSampleId"),)
+            ),
+        ),
     ),
 )
