@@ -22,4 +22,6 @@ class View:
     describe: Callable[[int], dict]  # max_limit -> {"get": operation} for the OpenAPI document
 
 
-VIEWS: tuple[View, ...] = ()
+from .events import EVENTS  # noqa: E402 (a view module declares a View)
+
+VIEWS: tuple[View, ...] = (EVENTS,)
