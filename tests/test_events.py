@@ -246,6 +246,56 @@ def test_paging_by_skip_and_by_cursor_gives_every_entry_once(client, auth):
     assert first["results"] + rest["results"] == asc
 
 
+def test_a_group_without_a_start_time_is_last_and_the_cursor_walks_past_it(client, auth):
+    """A group with no startTime (nor a collection yet): last newest first, first oldest
+    first, and a cursor that stops on it (a NULL sort value) still walks every entry once."""
+    admin = auth("admin1")
+    session_id = get(client, admin, "/sessions/mx1001-3").json["sessionId"]
+    r = client.simulate_post(
+        f"{PREFIX}/datacollectiongroups",
+        json={"sessionId": session_id, "comments": "timeline probe"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    probe = r.json["dataCollectionGroupId"]
+    try:
+        h = auth("pi_anna")
+        for order in ("desc", "asc"):
+            whole = events(client, h, proposal="mx1001", order=order)["results"]
+            assert len(whole) == 3 * sum(PER_VISIT.values()) + 1
+            at = 0 if order == "asc" else -1
+            assert (whole[at]["id"], whole[at]["startTime"], whole[at]["item"]) == (
+                probe,
+                None,
+                None,
+            )
+            assert whole[at]["count"] == 0
+            for size in (1, 3):
+                walked, after = [], None
+                while True:
+                    extra = {"after": after} if after else {}
+                    page = get(client, h, proposal="mx1001", order=order, limit=str(size), **extra)
+                    assert page.status_code == 200, page.text
+                    walked += page.json["results"]
+                    after = page.json["next"]
+                    if after is None:
+                        break
+                assert walked == whole, (order, size)
+    finally:
+        current = get(client, admin, f"/datacollectiongroups/{probe}").headers["ETag"]
+        deleted = client.simulate_delete(
+            f"{PREFIX}/datacollectiongroups/{probe}", headers={**admin, "If-Match": current}
+        )
+        assert deleted.status_code == 204, deleted.text
+
+
+def test_an_unchanged_timeline_is_a_304(client, auth):
+    h = auth("pi_anna")
+    first = get(client, h, session=VISIT)
+    again = get(client, {**h, "If-None-Match": first.headers["ETag"]}, session=VISIT)
+    assert again.status_code == 304
+
+
 def test_count_none_and_a_cursor_of_another_query(client, auth):
     h = auth("pi_anna")
     r = get(client, h, session=VISIT, count="none", limit="2")

@@ -149,10 +149,9 @@ class Events:
         if "proteinId" in values and not self.proteins:
             raise bad_request("proteinId: this site does not serve samples", "proteinId")
         per_collection = "dataCollectionGroupId" in values
-        if per_collection:
-            types = tuple(t for t in types if t == DC) or (DC,)
-            if "eventType" in get and DC not in get["eventType"].split(","):
-                values["never"] = True  # the group's collections, but not of the types asked
+        if per_collection:  # the group's collections alone (none if eventType leaves dc out)
+            values["never"] = DC not in types
+            types = (DC,)
         scopes = {}
         for name in ("session", "proposal"):
             if name in get:
@@ -206,13 +205,12 @@ class Events:
             return found
         page, layout = self.statements.page(shape, root)
         count = self.statements.count(shape, root)
-        driver = None
-        if self.b.engine.dialect is not None:
-            compiled = (
-                statements.DriverStatement.compile(page, self.b.engine.dialect),
-                statements.DriverStatement.compile(count, self.b.engine.dialect),
-            )
-            driver = compiled if None not in compiled else None
+        dialect = self.b.engine.dialect
+        compiled = (
+            statements.DriverStatement.compile(page, dialect),
+            statements.DriverStatement.compile(count, dialect),
+        )
+        driver = compiled if None not in compiled else None
         plan = statements.Plan(page, count, statements.named_binds(page, count), (2, 0, 1), driver)
         found = (plan, layout)
         with self._lock:
@@ -237,7 +235,7 @@ class Events:
             start_gte="start_gte" in q.values,
             start_lte="start_lte" in q.values,
             status=q.status,
-            never=q.values.get("never", False),
+            never=q.values.get("never", False),  # per_collection without dc
             descending=q.descending,
             window=window,
             after=None if q.after is None else tuple(v is None for v in q.after),

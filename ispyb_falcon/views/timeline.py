@@ -83,7 +83,6 @@ class Layout:
     """Where things are in a page row: the head, then each table's item columns."""
 
     items: dict[str, tuple[int, list[str]]]  # type -> (first position, item columns)
-    width: int
 
 
 class Statements:
@@ -209,8 +208,13 @@ class Statements:
             stmt = stmt.where(start <= sa.bindparam("start_lte", type_=start.type))
         return stmt
 
-    def union(self, shape: Shape, root: Root) -> sa.Subquery:
+    def union(self, shape: Shape, root: Root, counted: bool = False) -> sa.Subquery:
+        """The narrow rows (kind, id, startTime, sessionId) of every kind listed; `counted`:
+        a 1 per row instead, which the indexes of the session columns answer alone."""
         branches = [self._branch(SOURCES[name], shape, root) for name in shape.types]
+        if counted:
+            one = sa.literal_column("1", sa.Integer).label("one")
+            branches = [b.with_only_columns(one, maintain_column_froms=True) for b in branches]
         if len(branches) == 1:
             return branches[0].subquery("events")
         return sa.union_all(*branches).subquery("events")
@@ -295,7 +299,7 @@ class Statements:
         stmt = (
             sa.select(*labelled).select_from(joined).order_by(*self.order(keys, shape.descending))
         )
-        return stmt, Layout(items, len(columns))
+        return stmt, Layout(items)
 
     def _aggregates(self, keys: sa.Subquery, joined, is_dc) -> tuple[list, object]:
         """A group's collections, counted for the page's groups only: a derived table
@@ -322,8 +326,7 @@ class Statements:
         return [count, agg.c.images, agg.c.first, agg.c.last], joined
 
     def count(self, shape: Shape, root: Root) -> sa.Select:
-        u = self.union(shape, root)
-        return sa.select(sa.func.count()).select_from(u)
+        return sa.select(sa.func.count()).select_from(self.union(shape, root, counted=True))
 
 
 def _integer(column: sa.ColumnElement) -> sa.ColumnElement:
