@@ -34,7 +34,18 @@ from ..resources.conditional import etag_of_text, matches
 from ..resources.generic import ANY, Backend
 from ..resources.reads import ListReads, representation
 from . import View
-from .timeline import DC, ITEM_TABLES, SOURCES, STATUSES, Shape, Statements, sort_values
+from .timeline import (
+    AT,
+    BY_KIND,
+    DC,
+    ITEM_TABLES,
+    SOURCES,
+    STATUSES,
+    Layout,
+    Shape,
+    Statements,
+    sort_values,
+)
 
 INTEGERS = ("blSampleId", "proteinId", "dataCollectionGroupId")
 TIMES = {"startTime[gte]": "start_gte", "startTime[lte]": "start_lte"}
@@ -255,7 +266,7 @@ class Events:
         with self.b.engine.connect() as conn:
             rows = plan.rows(conn, statements.bind_values(plan, values))
             if window and rows:
-                total = rows[0][7]  # COUNT(*) OVER () of the narrow union
+                total = rows[0][AT["total"]]  # COUNT(*) OVER () of the narrow union
             else:
                 total = ListReads.total(conn, plan, values, q.count)
         more = len(rows) > q.limit
@@ -272,7 +283,7 @@ class Events:
                 "skip": q.skip,
                 "limit": q.limit,
                 "next": cursor,
-                "results": [self.entry(r, layout, q.per_collection) for r in rows],
+                "results": [self.entry(r, layout) for r in rows],
             }
         )
         links = {"first": {}, "next": cursor and {"after": cursor}}
@@ -293,30 +304,40 @@ class Events:
         resp.text = text
 
     @staticmethod
-    def entry(row, layout, per_collection: bool) -> dict:
-        kind, key, start, session_id, code, number, visit = row[:7]
-        source = next(s for s in SOURCES.values() if s.kind == kind)
+    def entry(row, layout: Layout) -> dict:
+        """A page row as an entry: its head, and its kind's columns as the item."""
+        source = BY_KIND[row[AT["kind"]]]
         first, names = layout.items[source.type]
         item = dict(zip(names, row[first : first + len(names)], strict=True))
-        is_dc = source.type == DC
-        if is_dc and item.get("dataCollectionId") is None:
-            item = None  # a group without a collection yet
-        images = row[12] if is_dc else None
-        return {
+        code, number, visit = (row[AT[n]] for n in ("proposalCode", "proposalNumber", "visit"))
+        entry = {
             "type": source.type,
-            "id": key,
-            "startTime": start,
-            "endTime": row[8] if is_dc else item.get(source.end),
+            "id": row[AT["id"]],
+            "startTime": row[AT["startTime"]],
+            "endTime": item.get(source.end),
             "session": f"{code}{number}-{visit}" if code and visit is not None else None,
-            "sessionId": session_id,
-            "blSampleId": row[9] if is_dc else item.get(source.sample),
-            "count": row[11] if is_dc else 1,
-            "images": None if images is None else int(images),
-            "experimentType": row[10] if is_dc else None,
-            "firstCollectionStartTime": row[13] if is_dc else None,
-            "lastCollectionEndTime": row[14] if is_dc else None,
+            "sessionId": row[AT["sessionId"]],
+            "blSampleId": item.get(source.sample),
+            "count": 1,
+            "images": None,
+            "experimentType": None,
+            "firstCollectionStartTime": None,
+            "lastCollectionEndTime": None,
             "item": item,
         }
+        if source.type == DC:
+            images = row[AT["images"]]
+            entry.update(
+                endTime=row[AT["dcEndTime"]],
+                blSampleId=row[AT["dcSample"]],
+                count=row[AT["count"]],
+                images=None if images is None else int(images),  # MariaDB sums as a DECIMAL
+                experimentType=row[AT["experimentType"]],
+                firstCollectionStartTime=row[AT["firstStart"]],
+                lastCollectionEndTime=row[AT["lastEnd"]],
+                item=item if item.get("dataCollectionId") is not None else None,  # none yet
+            )
+        return entry
 
 
 # -- the OpenAPI description ----------------------------------------------------------

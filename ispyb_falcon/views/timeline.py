@@ -58,6 +58,11 @@ BY_KIND = {s.kind: s for s in SOURCES.values()}
 ITEM_TABLES = {DC: "DataCollection", ROBOT: "RobotAction", XRF: "XFEFluorescenceSpectrum",
                ENERGYSCAN: "EnergyScan"}  # fmt: skip
 SORT = ("startTime", "kind", "id")
+# The head of a page row (then each kind's item columns): where `Statements.page` puts what.
+HEAD = ("kind", "id", "startTime", "sessionId", "proposalCode", "proposalNumber", "visit",
+        "total", "dcEndTime", "dcSample", "experimentType", "count", "images",
+        "firstStart", "lastEnd")  # fmt: skip
+AT = {name: i for i, name in enumerate(HEAD)}
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,9 @@ class Statements:
 
     # -- the narrow union -----------------------------------------------------------
 
-    def visible(self, table: str, root: Root, alias: sa.FromClause | None = None) -> list:
-        pred = self.resolver.predicate(table, root, alias)
+    def visible(self, table: str, root: Root) -> list:
+        """The Resolver's predicate of what the root reaches of this table, as a list."""
+        pred = self.resolver.predicate(table, root)
         return [] if pred is None else [pred]
 
     def _programs(self, collection: sa.ColumnElement, status: int) -> sa.ColumnElement:
@@ -273,16 +279,14 @@ class Statements:
         else:
             joined = joined.outerjoin(g, sa.and_(is_dc, g.c.dataCollectionGroupId == keys.c.id))
             group, joined = self._aggregates(keys, joined, is_dc)
-        head = [
+        columns = [  # as HEAD names them
             keys.c.kind, keys.c.id, keys.c.startTime, keys.c.sessionId,
             p.c.proposalCode, p.c.proposalNumber, s.c.visit_number,
-            *([keys.c.total] if shape.window else [0]),
+            keys.c.total if shape.window else sa.literal_column("NULL"),
             dc.c.endTime if shape.per_collection else g.c.endTime, g.c.blSampleId,
             g.c.experimentType, *group,
         ]  # fmt: skip
-        columns = [
-            c if isinstance(c, sa.ColumnElement) else sa.literal_column(str(c)) for c in head
-        ]
+        assert len(columns) == len(HEAD)
         items: dict[str, tuple[int, list[str]]] = {}
         for name in shape.types:
             table = self.t[ITEM_TABLES[name]]
