@@ -43,6 +43,7 @@ from .timeline import (
     STATUSES,
     Layout,
     Shape,
+    Source,
     Statements,
     sort_values,
 )
@@ -81,6 +82,13 @@ def scope_root(tables, name: str, parsed: ids.Parsed) -> Root:
     return SessionRoot(lambda _t: where(tables, parsed, "scope_session"), shape)
 
 
+def placed(backend: Backend, source: Source) -> bool:
+    """Whether the live table has the columns that place its events (else not listed)."""
+    columns = backend.tables[source.table].c
+    wanted = (source.key, source.session, source.sample, source.start, source.end, source.status)
+    return all(c is None or c in columns for c in wanted)
+
+
 class Events:
     """The resource of `GET /events`."""
 
@@ -93,7 +101,11 @@ class Events:
             for name, table in ITEM_TABLES.items()
             if table in backend.tables and table in backend.catalog
         }
-        self.types = tuple(t for t in SOURCES if t in served and SOURCES[t].table in backend.tables)
+        self.types = tuple(
+            t
+            for t, source in SOURCES.items()
+            if t in served and source.table in backend.tables and placed(backend, source)
+        )
         self.processing = "AutoProcProgram" in backend.tables and (
             "AutoProcIntegration" in backend.tables or "ProcessingJob" in backend.tables
         )
