@@ -352,12 +352,15 @@ def _session(
     """Robot actions, scans, data collection groups and what hangs from them."""
     root = f"/dls/{session.beamline}/data/{begins.year}/{visit}/"
     first = samples[(2 * (session.visit_number - 1)) % len(samples)]
+    troubled = session.visit_number == 2  # a stopped collection, a failed processing and unload
     for action, minutes in (("LOAD", 10), ("UNLOAD", 290)):
         at = begins + timedelta(minutes=minutes)
+        failed = troubled and action == "UNLOAD"
         batch.add(
             "RobotAction", "robotActionId", blsessionId=session_id, blsampleId=first.id,
             actionType=action, startTimestamp=at, endTimestamp=at + timedelta(seconds=42),
-            status="SUCCESS", message=f"Sample {action.lower()}ed",
+            status="ERROR" if failed else "SUCCESS",
+            message="Sample unload failed: gripper error" if failed else f"Sample {action.lower()}ed",
             containerLocation=first.location, dewarLocation=first.container,
         )  # fmt: skip
     at = begins + timedelta(minutes=20)
@@ -394,6 +397,7 @@ def _session(
             dc_id, ends, resolution = _collection(
                 batch, session, root, session_id, group_id, experiment, sample, n,
                 start + timedelta(minutes=25 * (n - 1)), detector_id,
+                stopped=troubled and g == 1 and n == 2,
             )  # fmt: skip
             other_pipelines(batch, 2 * g + n, dc_id, sample.protein.space_group,
                             sample.protein.cell, ends, resolution)  # fmt: skip
@@ -410,9 +414,10 @@ def _collection(
     number: int,
     start: datetime,
     detector_id: int,
+    stopped: bool = False,
 ) -> tuple[int, datetime, float]:
-    """One DataCollection, its images, quality indicators and xia2 processing:
-    (its id, its end, its resolution)."""
+    """One DataCollection, its images, quality indicators and xia2 processing (which fails
+    on a collection `stopped` before its end): (its id, its end, its resolution)."""
     wavelength = WAVELENGTH[experiment]
     resolution = batch.uniform(1.2, 2.4)
     exposure = batch.rng.choice((0.002, 0.004, 0.01))
@@ -426,7 +431,7 @@ def _collection(
     dc_id = batch.add(
         "DataCollection", "dataCollectionId", BLSAMPLEID=sample.id, SESSIONID=session_id,
         experimenttype=experiment, dataCollectionNumber=number, startTime=start, endTime=ends,
-        runStatus="DataCollection Successful", axisStart=0.0, axisEnd=360.0, axisRange=0.1,
+        runStatus="DataCollection Stopped" if stopped else "DataCollection Successful", axisStart=0.0, axisEnd=360.0, axisRange=0.1,
         overlap=0.0, numberOfImages=images, startImageNumber=1, numberOfPasses=1,
         exposureTime=exposure, imageDirectory=directory, imagePrefix=sample.name,
         imageSuffix="cbf", fileTemplate=f"{prefix}_#####.cbf", wavelength=wavelength,
@@ -460,7 +465,7 @@ def _collection(
             totalIntegratedSignal=spots * 812.5,
             dozor_score=batch.uniform(5, 60), recordTimeStamp=taken + timedelta(seconds=3),
         )  # fmt: skip
-    _processing(batch, root, dc_id, experiment, sample, prefix, ends, resolution)
+    _processing(batch, root, dc_id, experiment, sample, prefix, ends, resolution, stopped)
     return dc_id, ends, resolution
 
 
@@ -473,8 +478,10 @@ def _processing(
     prefix: str,
     ends: datetime,
     resolution: float,
+    failed: bool = False,
 ) -> None:
-    """xia2/DIALS processing of one collection, with three scaling shells."""
+    """xia2/DIALS processing of one collection, with three scaling shells (its program's
+    processingStatus 0 if it `failed`)."""
     started = ends + timedelta(minutes=2)
     done = started + timedelta(minutes=batch.rng.randint(8, 25))
     anomalous = int(experiment == "SAD")
@@ -485,8 +492,8 @@ def _processing(
     program = batch.add(
         "AutoProcProgram", "autoProcProgramId",
         processingCommandLine=f"xia2 pipeline=dials atom={'Se' if anomalous else ''}".strip(),
-        processingPrograms="xia2 dials", processingStatus=1,
-        processingMessage="processing successful", processingStartTime=started,
+        processingPrograms="xia2 dials", processingStatus=0 if failed else 1,
+        processingMessage="processing failed" if failed else "processing successful", processingStartTime=started,
         processingEndTime=done, processingEnvironment="cluster=hamilton cpus=20",
         recordTimeStamp=started, processingJobId=job,
     )  # fmt: skip

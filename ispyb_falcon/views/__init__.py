@@ -24,6 +24,6 @@ class View:
     schemas: Callable[[], dict] = field(default=dict)
 
 
-from . import processing  # noqa: E402 - each view module declares its View with the class above
+from . import events, processing  # noqa: E402 - each view module declares its View with the class above
 
-VIEWS: tuple[View, ...] = (processing.VIEW,)
+VIEWS: tuple[View, ...] = (events.EVENTS, processing.VIEW)
