@@ -7,7 +7,7 @@ a `Route` and the table's JSON Schema (the one requests are validated with).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..query.operators import OPERATORS
 from ..resources.declare import Route
@@ -130,7 +130,12 @@ def filters(table: str, names: list[str]) -> dict:
     }
 
 
-def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
+def route_paths(
+    route: Route,
+    schema: dict,
+    scopes: Iterable[str],
+    groups: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict:
     t = route.table
     full, row = ref("schemas", t), ref("schemas", f"{t}Row")
     base = {"summary": route.summary, "description": route.description, "tags": [route.module]}
@@ -151,6 +156,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
         ref("parameters", "format"),
         *([ref("parameters", "search")] if route.search else []),
         *(ref("parameters", s) for s in scopes),
+        *(param(f.name, "query", f.schema(groups or {}), f.doc) for f in route.filters),
         filters(t, names),
         ref("parameters", "If-None-Match"),
     ]

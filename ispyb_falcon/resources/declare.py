@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..query.filters import ListFilter
 from ..query.statements import Search
 from ..query.visibility import Hang, Via
 
@@ -43,6 +44,8 @@ class Route:
     # say so (Protein.personId): a body may name only rows the caller may see, as with
     # the schema's foreign keys. `Via(column, table, key)`: the column points at table.key.
     refers: tuple[Via, ...] = ()
+    # Named list filters besides the columns (query/filters.py): `?when=`, `?mine=`...
+    filters: tuple[ListFilter, ...] = ()
     module: str = ""
 
     @property

@@ -9,7 +9,7 @@ path lives in `reads.py`, the write path in `writes.py`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +50,7 @@ class Backend:
     max_limit: int
     max_body_bytes: int
     members_see_all_sessions: bool
+    beamline_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def read_root(self, p: Principal, per_row: bool = True) -> VisibleRoot:
         """What the caller may read (`per_row`: see VisibleRoot; False for lists that name
