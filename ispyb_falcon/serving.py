@@ -90,6 +90,10 @@ def fit_routes(
                 reason = f"column {route.table}.{lacking[0]} is not in the database"
             elif parent is None or (reason := why_not(parent.table)) is not None:
                 reason = reason or f"its parent route {n.parent} is not served"
+        if reason is None and route.author and route.author not in columns[route.table]:
+            reason = (
+                f"column {route.table}.{route.author} (its rows' author) is not in the database"
+            )
         if reason is not None:
             fit.out[route.path] = reason
             continue

@@ -186,10 +186,16 @@ def route_paths(
     one_or_many = {
         "oneOf": [full, {"type": "array", "minItems": 1, "maxItems": 1000, "items": full}]
     }
+    authored = (
+        f" `{route.author}` is set to the caller (a body naming another person is a 422)."
+        if route.author
+        else ""
+    )
+    deleter = "its author or an admin" if route.author else "admin"
     create = {
         **base,
         "summary": f"{route.summary}: create",
-        "description": "One row, or an array of rows: all are created or none.",
+        "description": "One row, or an array of rows: all are created or none." + authored,
         "operationId": f"create{t}",
         "parameters": path_params,
         "requestBody": {"required": True, "content": {"application/json": {"schema": one_or_many}}},
@@ -248,7 +254,7 @@ def route_paths(
         },
         "delete": {
             **base,
-            "summary": f"{route.summary}: delete (admin)",
+            "summary": f"{route.summary}: delete ({deleter})",
             "operationId": f"delete{t}",
             "parameters": if_match,
             "responses": responses(

@@ -46,6 +46,10 @@ class Route:
     refers: tuple[Via, ...] = ()
     # Named list filters besides the columns (query/filters.py): `?when=`, `?mine=`...
     filters: tuple[ListFilter, ...] = ()
+    # The column naming the Person who wrote the row (a comment's personId): the server
+    # sets it to the caller on create and keeps it after; any caller who may see the
+    # parent creates rows, only their author or an admin changes and deletes them.
+    author: str | None = None
     module: str = ""
 
     @property

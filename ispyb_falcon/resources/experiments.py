@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..query.visibility import Via
-from .declare import Route, routes, writers
+from .declare import Nested, Route, routes, writers
 
 ACQUISITION = writers("acquisition")
 
@@ -31,6 +31,20 @@ ROUTES = routes(
             Via("SESSIONID", "BLSession", "sessionId"),
             Via("BLSAMPLEID", "BLSample", "blSampleId"),
         ),
+    ),
+    Route(
+        "DataCollectionComment",
+        "/datacollections/{id}/comments",
+        (Via("dataCollectionId", "DataCollection"),),
+        doc="""Comments on a data collection
+        Notes people leave on a collection; the id in the path is the `dataCollectionCommentId`.
+        Whoever may see the collection lists and adds them (`personId` is set to the caller);
+        only their author or an admin changes and deletes them.""",
+        nested=Nested(
+            parent="/datacollections", column="dataCollectionId", key="dataCollectionCommentId"
+        ),
+        author="personId",
+        search=("comments",),
     ),
     Route(
         "Image",
