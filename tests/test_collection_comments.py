@@ -297,3 +297,13 @@ def test_a_login_without_a_person_row_cannot_author(client, settings, collection
     r = post(client, comments(dc), h, {"comments": "x"})
     assert r.status_code == 403, r.text
     assert "no Person row" in r.json["description"]
+
+
+def test_the_openapi_document_describes_the_comment_routes(client):
+    paths = client.simulate_get(f"{PREFIX}/openapi.json").json["paths"]
+    assert set(paths["/datacollections/{id}/comments"]) == {"get", "post"}
+    item = paths["/datacollections/{id}/comments/{key}"]
+    assert set(item) == {"get", "patch", "put", "delete"}
+    assert item["delete"]["summary"].endswith("delete (its author or an admin)")
+    post = paths["/datacollections/{id}/comments"]["post"]
+    assert "`personId` is set to the caller" in post["description"]

@@ -339,3 +339,17 @@ def test_a_visit_without_an_end_is_in_no_when(client, auth, demo, visits_now):
         "upcoming": ["cm2001-101"],
         "previous": ["cm2001-2", "cm2001-1", "in2002-1"],
     }
+
+
+def test_the_openapi_document_describes_the_filters(client):
+    doc = client.simulate_get(f"{PREFIX}/openapi.json").json
+    params = {p["name"]: p for p in doc["paths"]["/sessions"]["get"]["parameters"] if "name" in p}
+    assert params["when"]["schema"] == {
+        "type": "string",
+        "enum": ["current", "upcoming", "previous"],
+    }
+    assert params["beamLineGroup"]["schema"] == {"type": "string", "enum": ["mx"]}
+    assert params["mine"]["schema"] == {"type": "string", "enum": ["true", "false"]}
+    assert "startDate descending" in params["when"]["description"]
+    proposals = doc["paths"]["/proposals"]["get"]["parameters"]
+    assert not {"when", "mine", "beamLineGroup"} & {p.get("name") for p in proposals}
