@@ -16,7 +16,8 @@ import falcon.testing
 import pytest
 import sqlalchemy as sa
 
-from ispyb_falcon.app import make_tokens
+from ispyb_falcon.app import create_app, make_tokens
+from ispyb_falcon.demo.sqlite import create_demo_database
 
 from .conftest import PREFIX
 from .test_security_visibility import MISSING, Demo, bearer, login
@@ -307,3 +308,20 @@ def test_the_openapi_document_describes_the_comment_routes(client):
     assert item["delete"]["summary"].endswith("delete (its author or an admin)")
     post = paths["/datacollections/{id}/comments"]["post"]
     assert "`personId` is set to the caller" in post["description"]
+
+
+def test_a_site_without_the_table_serves_everything_else(settings, catalog, tmp_path):
+    """A database lacking DataCollectionComment (a site's own SQLite copy here): the
+    comment routes are not served (404, listed in /health), the collections are."""
+    url = f"sqlite:///{tmp_path / 'no-comments.sqlite'}"
+    schemas = {n: s for n, s in catalog.schemas.items() if n != "DataCollectionComment"}
+    create_demo_database(url, schemas, scale=1)
+    client = falcon.testing.TestClient(create_app(settings.replace(database_url=url)))
+    admin = login(client, "admin1")
+    dc = client.simulate_get(f"{PREFIX}/datacollections?limit=1", headers=admin)
+    assert dc.status_code == 200, dc.text
+    comments = f"{PREFIX}/datacollections/{dc.json['results'][0]['dataCollectionId']}/comments"
+    assert client.simulate_get(comments, headers=admin).status_code == 404
+    assert client.simulate_post(comments, headers=admin, json={"comments": "x"}).status_code == 404
+    health = client.simulate_get(f"{PREFIX}/health").json
+    assert health["schema"]["notServed"] == ["/datacollections/{id}/comments"]

@@ -126,10 +126,11 @@ class ListReads:
         """(window, narrowed) for a page whose statement names its rows (`named`) or not.
 
         A request that picks a small part of the table (a visit, a parent, what a
-        restricted caller sees, a named filter such as `?mine=true`) counts its rows in the page statement (a window
-        count: one pass for both), except on a keyset page, which sees only the
-        rows after its cursor; every row of a table keeps a plain count, since a
-        window would sort them all where the page reads the first keys and stops.
+        restricted caller sees, a named filter such as `?mine=true`) counts its
+        rows in the page statement (a window count: one pass for both), except on
+        a keyset page, which sees only the rows after its cursor; every row of a
+        table keeps a plain count, since a window would sort them all where the
+        page reads the first keys and stops.
         Such a request, or one filtering a column by value, is `narrowed`: its rows
         are found first, then sorted (statements.ordering_not_by_index).
         """
