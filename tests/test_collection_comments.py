@@ -7,7 +7,10 @@ gets a 404 for everything, as if it did not exist, and changes nothing.
 
 Collections are found by visit through the admin's eyes: mx1001-1's are seen
 by pi_anna (PI) and member_ben (member), not by visitor_cara (only on
-mx1001-2), pi_eve or user_fred. Every comment a test writes is deleted again.
+mx1001-2), pi_eve or user_fred. The demo data has one comment per visit, by
+the proposal's PI on the visit's first collection; the tests write on the
+visit's last collection, which has none, and every comment they write is
+deleted again.
 """
 
 from __future__ import annotations
@@ -29,34 +32,36 @@ def demo(app) -> Demo:
     return Demo(client, login(client, "admin1"))
 
 
+def collection(demo: Demo, visit: str, order: str) -> int:
+    """The first (`asc`) or last (`desc`) data collection of a demo visit."""
+    rows = demo.list("/datacollections", session=visit, limit=1, order=order)["results"]
+    return rows[0]["dataCollectionId"]
+
+
 @pytest.fixture(scope="module")
 def collections(demo) -> dict[str, int]:
-    """The first data collection of a few demo visits."""
-    return {
-        visit: demo.list("/datacollections", session=visit, limit=1)["results"][0][
-            "dataCollectionId"
-        ]
-        for visit in ("mx1001-1", "mx1001-2", "cm2001-1")
-    }
+    """The last data collection of a few demo visits: none has a demo comment."""
+    return {visit: collection(demo, visit, "desc") for visit in ("mx1001-1", "mx1001-2")}
 
 
 @pytest.fixture()
-def comments(demo, engine):
-    """The comments url of a collection; every comment left on the collections is removed after."""
-    touched: list[int] = []
+def comments(engine):
+    """The comments url of a collection; the comments a test writes are removed after it."""
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.text("SELECT COALESCE(MAX(dataCollectionCommentId), 0) FROM DataCollectionComment")
+        ).scalar_one()
 
-    def url(dc: int, comment: int | None = None) -> str:
-        touched.append(dc)
+    def url(dc: int | str, comment: int | None = None) -> str:
         tail = "" if comment is None else f"/{comment}"
         return f"{PREFIX}/datacollections/{dc}/comments{tail}"
 
     yield url
     with engine.begin() as conn:
-        for dc in set(touched):
-            conn.execute(
-                sa.text("DELETE FROM DataCollectionComment WHERE dataCollectionId = :dc"),
-                {"dc": dc},
-            )
+        conn.execute(
+            sa.text("DELETE FROM DataCollectionComment WHERE dataCollectionCommentId > :first"),
+            {"first": first},
+        )
 
 
 def count(engine) -> int:
@@ -69,6 +74,21 @@ def post(client, url: str, headers: dict, body) -> falcon.testing.Result:
 
 
 # --- listing and adding --------------------------------------------------------------------------
+
+
+def test_the_demo_comment_of_a_visit_is_seen_by_who_sees_the_collection(
+    client, auth, demo, comments
+):
+    dc = collection(demo, "mx1001-1", "asc")
+    for who in ("pi_anna", "member_ben"):
+        r = client.simulate_get(comments(dc), headers=auth(who))
+        assert r.status_code == 200, r.text
+        assert r.json["total"] == 1
+        (row,) = r.json["results"]
+        assert row["personId"] == demo.person_id["pi_anna"] and row["dataCollectionId"] == dc
+        assert row["comments"].endswith(": sharp spots, collect a full sweep")
+    for who in ("visitor_cara", "pi_eve", "user_fred"):
+        assert client.simulate_get(comments(dc), headers=auth(who)).status_code == 404
 
 
 def test_a_member_adds_and_lists_comments_as_their_author(
@@ -314,8 +334,11 @@ def test_a_site_without_the_table_serves_everything_else(settings, catalog, tmp_
     """A database lacking DataCollectionComment (a site's own SQLite copy here): the
     comment routes are not served (404, listed in /health), the collections are."""
     url = f"sqlite:///{tmp_path / 'no-comments.sqlite'}"
-    schemas = {n: s for n, s in catalog.schemas.items() if n != "DataCollectionComment"}
-    create_demo_database(url, schemas, scale=1)
+    create_demo_database(url, catalog.schemas, scale=1)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE DataCollectionComment"))
+    engine.dispose()
     client = falcon.testing.TestClient(create_app(settings.replace(database_url=url)))
     admin = login(client, "admin1")
     dc = client.simulate_get(f"{PREFIX}/datacollections?limit=1", headers=admin)

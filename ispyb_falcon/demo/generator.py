@@ -33,7 +33,8 @@ TABLE_ORDER: tuple[str, ...] = (
     "Permission", "UserGroup", "UserGroup_has_Permission", "Detector", "BeamLineSetup",
     "Laboratory", "Person", "UserGroup_has_Person", "Proposal", "ProposalHasPerson",
     "BLSession", "Session_has_Person", "LabContact", "Shipping", "Dewar", "Container",
-    "Protein", "Crystal", "BLSample", "DataCollectionGroup", "DataCollection", "Image",
+    "Protein", "Crystal", "BLSample", "DataCollectionGroup", "DataCollection",
+    "DataCollectionComment", "Image",
     "ImageQualityIndicators", "ProcessingJob", "AutoProcProgram", "AutoProcIntegration",
     "AutoProc", "AutoProcScaling", "AutoProcScaling_has_Int", "AutoProcScalingStatistics",
     "AutoProcProgramAttachment", "AutoProcProgramMessage", "EnergyScan",
@@ -251,7 +252,7 @@ def _proposal(
     for session, session_id in zip(sessions, session_ids, strict=True):
         begins = BASE_DATE + timedelta(days=session.day) + shift
         _session(batch, session, f"{name}-{session.visit_number}", session_id, begins,
-                 samples, detectors[BEAMLINES[session.beamline].detector])  # fmt: skip
+                 samples, detectors[BEAMLINES[session.beamline].detector], pi)  # fmt: skip
 
 
 class _Owner(NamedTuple):
@@ -347,8 +348,10 @@ def _session(
     begins: datetime,
     samples: list[_Sample],
     detector_id: int,
+    pi: int,
 ) -> None:
-    """Robot actions, scans, data collection groups and what hangs from them."""
+    """Robot actions, scans, data collection groups and what hangs from them; the PI's
+    comment on the visit's first data collection."""
     root = f"/dls/{session.beamline}/data/{begins.year}/{visit}/"
     first = samples[(2 * (session.visit_number - 1)) % len(samples)]
     for action, minutes in (("LOAD", 10), ("UNLOAD", 290)):
@@ -390,8 +393,14 @@ def _session(
             actualSampleSlotInContainer=sample.location, actualContainerSlotInSC=sample.container,
         )  # fmt: skip
         for n in (1, 2):
-            _collection(batch, session, root, session_id, group_id, experiment, sample, n,
-                        start + timedelta(minutes=25 * (n - 1)), detector_id)  # fmt: skip
+            dc_id = _collection(batch, session, root, session_id, group_id, experiment, sample,
+                                n, start + timedelta(minutes=25 * (n - 1)), detector_id)  # fmt: skip
+            if g == 0 and n == 1:
+                batch.add(
+                    "DataCollectionComment", "dataCollectionCommentId", dataCollectionId=dc_id,
+                    personId=pi, comments=f"{sample.name}: sharp spots, collect a full sweep",
+                    createTime=start + timedelta(minutes=30),
+                )  # fmt: skip
 
 
 def _collection(
@@ -405,8 +414,8 @@ def _collection(
     number: int,
     start: datetime,
     detector_id: int,
-) -> None:
-    """One DataCollection, its images, quality indicators and auto-processing."""
+) -> int:
+    """One DataCollection, its images, quality indicators and auto-processing; its id."""
     wavelength = WAVELENGTH[experiment]
     resolution = batch.uniform(1.2, 2.4)
     exposure = batch.rng.choice((0.002, 0.004, 0.01))
@@ -455,6 +464,7 @@ def _collection(
             dozor_score=batch.uniform(5, 60), recordTimeStamp=taken + timedelta(seconds=3),
         )  # fmt: skip
     _processing(batch, root, dc_id, experiment, sample, prefix, ends, resolution)
+    return dc_id
 
 
 def _processing(
