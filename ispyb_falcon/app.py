@@ -275,6 +275,7 @@ def create_app(
         max_limit=settings[("query", "max_limit")],
         max_body_bytes=settings[("server", "max_body_bytes")],
         members_see_all_sessions=settings[("visibility", "proposal_members_see_all_sessions")],
+        beamline_groups={g.name: g.beamlines for g in settings.beamline_groups},
     )
     tokens = make_tokens(settings)
     principals = PrincipalLoader(
@@ -345,7 +346,9 @@ def create_app(
         openapi.add_routes(
             app,
             prefix,
-            lambda: openapi.build(routes, catalog, prefix, backend.max_limit, scopes, views),
+            lambda: openapi.build(
+                routes, catalog, prefix, backend.max_limit, scopes, views, backend.beamline_groups
+            ),
             list(dict.fromkeys(r.module for r in routes if r.path)),
         )
     return app

@@ -90,6 +90,10 @@ def fit_routes(
                 reason = f"column {route.table}.{lacking[0]} is not in the database"
             elif parent is None or (reason := why_not(parent.table)) is not None:
                 reason = reason or f"its parent route {n.parent} is not served"
+        if reason is None and route.author and route.author not in columns[route.table]:
+            reason = (
+                f"column {route.table}.{route.author} (its rows' author) is not in the database"
+            )
         if reason is not None:
             fit.out[route.path] = reason
             continue
@@ -104,6 +108,11 @@ def _adjusted(route: Route, declared, working, have: set[str], notes: list[str])
         if s not in search:
             notes.append(f"{route.path}: ?search= does not look in {route.table}.{s}")
     refers = tuple(v for v in route.refers if v.column in have)
+    filters = tuple(f for f in route.filters if set(f.columns) <= have)
+    for f in route.filters:
+        if f not in filters:
+            lacking = next(c for c in f.columns if c not in have)
+            notes.append(f"{route.path}: ?{f.name}= (no column {route.table}.{lacking})")
     hang = declared.get(route.table)
     if isinstance(hang, tuple):
         for link in hang:
@@ -112,7 +121,7 @@ def _adjusted(route: Route, declared, working, have: set[str], notes: list[str])
                     f"{route.path}: rows reached only through {route.table}.{link.column}"
                     " are not visible to users"
                 )
-    return dataclasses.replace(route, search=search, refers=refers)
+    return dataclasses.replace(route, search=search, refers=refers, filters=filters)
 
 
 def report(site: Site, fit: Fit, differences: list[str], tables: int) -> list[str]:

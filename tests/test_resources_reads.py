@@ -19,6 +19,7 @@ import io
 import json
 import re
 
+import falcon.testing
 import pytest
 
 from ispyb_falcon.resources import MODULES
@@ -34,6 +35,24 @@ ROUTES = [r for routes in MODULES.values() for r in routes if r.path]
 TOP = [r for r in ROUTES if not r.nested]
 ITEMS = [r for r in TOP if r.item]
 NESTED = {"/proposals/{id}/persons": "mx1001", "/sessions/{id}/persons": "mx1001-2"}
+COMMENTED = "/datacollections/{id}/comments"  # below the first collection of mx1001-1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def commented_collection(app):
+    """A data collection has no name: the id of mx1001-1's first one (which holds the
+    visit's demo comment) is looked up on the database the suite runs on."""
+    client = falcon.testing.TestClient(app)
+    r = client.simulate_post(f"{PREFIX}/auth/login", json={"login": ADMIN, "password": "demo"})
+    headers = {"Authorization": f"Bearer {r.json['token']}"}
+    r = client.simulate_get(
+        f"{PREFIX}/datacollections", params={"session": "mx1001-1", "limit": 1}, headers=headers
+    )
+    NESTED[COMMENTED] = str(r.json["results"][0]["dataCollectionId"])
+    yield
+    del NESTED[COMMENTED]
+
+
 # Reference data hangs from no proposal: `?proposal=` is a 400 there.
 UNSCOPED = {
     "/beamlinesetups": {"synchrotronName": "Diamond"},

@@ -20,6 +20,7 @@ CATALOG_TABLES: tuple[str, ...] = (
     "BLSample",
     "DataCollectionGroup",
     "DataCollection",
+    "DataCollectionComment",
     "Image",
     "ImageQualityIndicators",
     "EnergyScan",

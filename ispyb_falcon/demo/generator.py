@@ -34,7 +34,8 @@ TABLE_ORDER: tuple[str, ...] = (
     "Permission", "UserGroup", "UserGroup_has_Permission", "Detector", "BeamLineSetup",
     "Laboratory", "Person", "UserGroup_has_Person", "Proposal", "ProposalHasPerson",
     "BLSession", "Session_has_Person", "LabContact", "Shipping", "Dewar", "Container",
-    "Protein", "Crystal", "BLSample", "DataCollectionGroup", "DataCollection", "Image",
+    "Protein", "Crystal", "BLSample", "DataCollectionGroup", "DataCollection",
+    "DataCollectionComment", "Image",
     "ImageQualityIndicators", "ProcessingJob", "AutoProcProgram", "AutoProcIntegration",
     "AutoProc", "AutoProcScaling", "AutoProcScaling_has_Int", "AutoProcScalingStatistics",
     "AutoProcProgramAttachment", "AutoProcProgramMessage", "EnergyScan",
@@ -252,7 +253,7 @@ def _proposal(
     for session, session_id in zip(sessions, session_ids, strict=True):
         begins = BASE_DATE + timedelta(days=session.day) + shift
         _session(batch, session, f"{name}-{session.visit_number}", session_id, begins,
-                 samples, detectors[BEAMLINES[session.beamline].detector])  # fmt: skip
+                 samples, detectors[BEAMLINES[session.beamline].detector], pi)  # fmt: skip
 
 
 class _Owner(NamedTuple):
@@ -348,8 +349,10 @@ def _session(
     begins: datetime,
     samples: list[_Sample],
     detector_id: int,
+    pi: int,
 ) -> None:
-    """Robot actions, scans, data collection groups and what hangs from them."""
+    """Robot actions, scans, data collection groups and what hangs from them; the PI's
+    comment on the visit's first data collection."""
     root = f"/dls/{session.beamline}/data/{begins.year}/{visit}/"
     first = samples[(2 * (session.visit_number - 1)) % len(samples)]
     troubled = session.visit_number == 2  # a stopped collection, a failed processing and unload
@@ -401,6 +404,12 @@ def _session(
             )  # fmt: skip
             other_pipelines(batch, 2 * g + n, dc_id, sample.protein.space_group,
                             sample.protein.cell, ends, resolution)  # fmt: skip
+            if g == 0 and n == 1:
+                batch.add(
+                    "DataCollectionComment", "dataCollectionCommentId", dataCollectionId=dc_id,
+                    personId=pi, comments=f"{sample.name}: sharp spots, collect a full sweep",
+                    createTime=start + timedelta(minutes=30),
+                )  # fmt: skip
 
 
 def _collection(

@@ -10,7 +10,7 @@ at a time; `serve.py` serves them and Swagger UI.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import falcon
 
@@ -35,9 +35,11 @@ def build(
     max_limit: int,
     scopes: dict[str, Iterable[str]],
     views: Iterable[View] = (),
+    groups: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict:
     """The document; `scopes` maps a table to the convenience filters its list accepts,
-    `views` are the views served (ispyb_falcon.views)."""
+    `views` are the views served (ispyb_falcon.views), `groups` the site's beamline
+    groups (the values of `?beamLineGroup=`)."""
     routes = [r for r in routes if r.path]
     components = shared.components(
         max_limit, sorted({s for r in routes for s in scopes.get(r.table, ())})
@@ -45,7 +47,11 @@ def build(
     paths: dict = {}
     for route in routes:
         components["schemas"].update(table_schemas(route, catalog.schemas[route.table]))
-        paths.update(route_paths(route, catalog.schemas[route.table], scopes.get(route.table, ())))
+        paths.update(
+            route_paths(
+                route, catalog.schemas[route.table], scopes.get(route.table, ()), groups or {}
+            )
+        )
     for view in views:
         components["schemas"].update(view.schemas())
         paths[view.path] = view.describe(max_limit)

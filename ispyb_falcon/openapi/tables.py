@@ -7,7 +7,7 @@ a `Route` and the table's JSON Schema (the one requests are validated with).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..query.operators import OPERATORS
 from ..resources.declare import Count, Route
@@ -179,7 +179,12 @@ def filters(table: str, names: list[str]) -> dict:
     }
 
 
-def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
+def route_paths(
+    route: Route,
+    schema: dict,
+    scopes: Iterable[str],
+    groups: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict:
     t = route.table
     full, row = ref("schemas", t), ref("schemas", f"{t}Row")
     base = {"summary": route.summary, "description": route.description, "tags": [route.module]}
@@ -201,6 +206,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
         ref("parameters", "format"),
         *([ref("parameters", "search")] if route.search else []),
         *(ref("parameters", s) for s in scopes),
+        *(param(f.name, "query", f.schema(groups or {}), f.doc) for f in route.filters),
         filters(t, names),
         ref("parameters", "If-None-Match"),
     ]
@@ -230,10 +236,16 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
     one_or_many = {
         "oneOf": [full, {"type": "array", "minItems": 1, "maxItems": 1000, "items": full}]
     }
+    authored = (
+        f" `{route.author}` is set to the caller (a body naming another person is a 422)."
+        if route.author
+        else ""
+    )
+    deleter = "its author or an admin" if route.author else "admin"
     create = {
         **base,
         "summary": f"{route.summary}: create",
-        "description": "One row, or an array of rows: all are created or none.",
+        "description": "One row, or an array of rows: all are created or none." + authored,
         "operationId": f"create{t}",
         "parameters": path_params,
         "requestBody": {"required": True, "content": {"application/json": {"schema": one_or_many}}},
@@ -293,7 +305,7 @@ def route_paths(route: Route, schema: dict, scopes: Iterable[str]) -> dict:
         },
         "delete": {
             **base,
-            "summary": f"{route.summary}: delete (admin)",
+            "summary": f"{route.summary}: delete ({deleter})",
             "operationId": f"delete{t}",
             "parameters": if_match,
             "responses": responses(

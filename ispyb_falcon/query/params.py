@@ -68,6 +68,7 @@ class ListQuery:
     fields: list[str] | None = None
     search: str | None = None
     scopes: dict[str, str] = field(default_factory=dict)  # convenience filters: proposal=, session=
+    chosen: dict[str, Any] = field(default_factory=dict)  # a route's named filters: when=, mine=...
     after: tuple | None = None  # keyset: the sort values of the row the page starts after
     count: str = "exact"  # exact | planned | none
     embed: tuple[str, ...] = ()  # ?embed=: the declared embeddings asked for, in order
@@ -89,6 +90,7 @@ class ListQuery:
             tuple(c.shape for c in self.conditions),
             self.search is not None,
             None if self.after is None else tuple(v is None for v in self.after),
+            tuple((name, c.shape) for name, c in sorted(self.chosen.items())),
             *(  # with embed=, fields may name no column of the row's own ([], not None)
                 (
                     self.embed,
@@ -181,11 +183,16 @@ def parse_list_query(
     scopes: Iterable[str] = (),
     paged: bool = True,
     embeds: Mapping[str, Sequence[str] | None] | None = None,
+    filters: Mapping[str, Callable[[str], Any]] | None = None,
 ) -> ListQuery:
     """Read every parameter; a name that is neither a known parameter nor a column is a 400.
 
     `embeds`: what `?embed=` may name, each with its columns (None for a count).
+    `filters`: the route's named filters (query/filters.py), each a reader of its text
+    (bound to the caller) giving a `Chosen`; the first one that implies an order gives
+    the list's order when no `order_by` is given (`order=` still chooses the direction).
     """
+    filters = filters or {}
     q = ListQuery(limit=default_limit)
     embeds = embeds or {}
     columns = [c for c in table.columns if c not in table.blobs]
@@ -235,10 +242,17 @@ def parse_list_query(
             if not raw:
                 raise bad_request(f"{name} needs a value", name)
             q.scopes[name] = raw
+        elif name in filters:
+            q.chosen[name] = filters[name](raw)
         else:
             q.conditions.append(_condition(name, raw, table, columns))
     q.params, q.table = params, table.name
     q.embed_fields = _embedded_fields(q, embeds)
+    implied = [c.order for c in q.chosen.values() if c.order is not None]
+    if q.order_by is None and implied:
+        q.order_by = implied[0][0]
+        if "order" not in params:
+            q.descending = implied[0][1]
     if "after" in params:
         if "skip" in params:
             raise bad_request("give either skip or after, not both", "after")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..query.filters import ListFilter
 from ..query.statements import Search
 from ..query.visibility import Hang, Via
 
@@ -79,6 +80,12 @@ class Route:
     refers: tuple[Via, ...] = ()
     # What `?embed=` may add to each row (resources/embeds.py): parents and counts.
     embeds: tuple[Embed, ...] = ()
+    # Named list filters besides the columns (query/filters.py): `?when=`, `?mine=`...
+    filters: tuple[ListFilter, ...] = ()
+    # The column naming the Person who wrote the row (a comment's personId): the server
+    # sets it to the caller on create and keeps it after; any caller who may see the
+    # parent creates rows, only their author or an admin changes and deletes them.
+    author: str | None = None
     module: str = ""
 
     @property

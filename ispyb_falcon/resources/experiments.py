@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..query.visibility import Via
-from .declare import Count, Parent, Route, routes, writers
+from .declare import Count, Nested, Parent, Route, routes, writers
 
 ACQUISITION = writers("acquisition")
 GROUP = Via("dataCollectionGroupId", "DataCollectionGroup")
@@ -45,6 +45,20 @@ ROUTES = routes(
             Parent("detector", (Via("detectorId", "Detector"),)),
             Count("images", "Image", (Via("dataCollectionId", "DataCollection"),)),
         ),
+    ),
+    Route(
+        "DataCollectionComment",
+        "/datacollections/{id}/comments",
+        (Via("dataCollectionId", "DataCollection"),),
+        doc="""Comments on a data collection
+        Notes people leave on a collection; the id in the path is the `dataCollectionCommentId`.
+        Whoever may see the collection lists and adds them (`personId` is set to the caller);
+        only their author or an admin changes and deletes them.""",
+        nested=Nested(
+            parent="/datacollections", column="dataCollectionId", key="dataCollectionCommentId"
+        ),
+        author="personId",
+        search=("comments",),
     ),
     Route(
         "Image",

@@ -9,7 +9,7 @@ path lives in `reads.py`, the write path in `writes.py`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +51,7 @@ class Backend:
     max_limit: int
     max_body_bytes: int
     members_see_all_sessions: bool
+    beamline_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def read_root(self, p: Principal, per_row: bool = True) -> VisibleRoot:
         """What the caller may read (`per_row`: see VisibleRoot; False for lists that name
@@ -58,7 +59,10 @@ class Backend:
         return VisibleRoot(p, self.members_see_all_sessions, per_row=per_row)
 
     def write_root(self, p: Principal, route: Route) -> VisibleRoot:
-        """Users write only in open proposals; admins and services where they can see."""
+        """Users write only in open proposals; admins and services where they can see;
+        everyone writes authored rows (comments) where they can see."""
+        if route.author:
+            return self.read_root(p)
         service = bool(p.roles & SERVICE_ROLES & route.writers)
         return VisibleRoot(p, self.members_see_all_sessions, writable=not (p.is_admin or service))
 
@@ -121,10 +125,14 @@ class Resource:
     def parent_key(self, conn: sa.Connection, p: Principal, text: str) -> Any:
         """The parent row's key for a nested route, if the caller may see the parent."""
         parent_table = self.b.tables[self.parent.table]
-        where = self.parent.match(self.b.tables, text) if self.parent.match else None
+        key = parent_table.c[self.b.catalog[self.parent.table].primary_key[0]]
+        if self.parent.match:
+            where = self.parent.match(self.b.tables, text)
+        else:  # a parent known by its integer key alone (a data collection)
+            value = integer(text)
+            where = None if value is None else key == value
         if where is None:
             raise not_found()
-        key = parent_table.c[self.b.catalog[self.parent.table].primary_key[0]]
         pred = self.b.resolver.predicate(self.parent.table, self.b.read_root(p))
         stmt = sa.select(key).where(where, *([] if pred is None else [pred]))
         row = conn.execute(stmt).first()
@@ -183,7 +191,8 @@ class Collection(ListReads, Creates, Resource):
 
     @property
     def needs(self) -> dict[str, frozenset[str]]:
-        return {"GET": ANY, "POST": self.write_roles}
+        # Authored rows (comments): whoever may see the parent adds them (a 404 otherwise).
+        return {"GET": ANY, "POST": ANY if self.route.author else self.write_roles}
 
 
 class Item(ItemReads, Changes, Resource):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..query.filters import beamline_group, mine, when
 from ..query.visibility import PROPOSAL, SESSION, Via
 from .declare import Count, Nested, Parent, Route, routes, writers
 from .ids import proposal_match, session_match
@@ -33,7 +34,9 @@ ROUTES = routes(
         SESSION,
         doc="""Sessions (visits)
         A session is one visit of a proposal to a beamline (`mx12345-3`). The id in the path is the
-        `sessionId` or the visit name; `?proposal=` lists the visits of one proposal.""",
+        `sessionId` or the visit name; `?proposal=` lists the visits of one proposal,
+        `?when=current|upcoming|previous` those around, after or before now,
+        `?beamLineGroup=` those on one group's beamlines and `?mine=true` the caller's own.""",
         writers=writers("acquisition"),
         search=("beamLineName", "comments"),
         match=session_match,
@@ -49,6 +52,7 @@ ROUTES = routes(
             ),
             Count("dataCollectionGroups", "DataCollectionGroup", (Via("sessionId", "BLSession"),)),
         ),
+        filters=(when(), beamline_group(), mine()),
     ),
     Route(
         "Session_has_Person",

@@ -15,6 +15,7 @@ from .. import serialize
 from ..auth.principal import Principal, principal
 from ..errors import bad_request, not_acceptable, not_found
 from ..query import keyset, statements
+from ..query.filters import Context
 from ..query.params import ListQuery, parse_list_query
 from ..query.visibility import AllOf, Root
 from . import embeds, ids
@@ -57,6 +58,7 @@ class ListReads:
         p = principal(req)
         export = representation(req)
         paged = export is None or "limit" in req.params or "skip" in req.params
+        context = Context(p, self.b.beamline_groups)
         q = parse_list_query(
             req.params,
             self.schema,
@@ -65,6 +67,7 @@ class ListReads:
             scopes=self.scopes,
             paged=paged,
             embeds=self.embed_names,
+            filters={f.name: lambda raw, f=f: f.choose(raw, context) for f in self.route.filters},
         )
         if q.search is not None and not self.route.search:
             raise bad_request(f"{self.route.path} has no text columns to search", "search")
@@ -154,14 +157,15 @@ class ListReads:
         """(window, narrowed) for a page whose statement names its rows (`named`) or not.
 
         A request that picks a small part of the table (a visit, a parent, what a
-        restricted caller sees) counts its rows in the page statement (a window
-        count: one pass for both), except on a keyset page, which sees only the
-        rows after its cursor; every row of a table keeps a plain count, since a
-        window would sort them all where the page reads the first keys and stops.
+        restricted caller sees, a named filter such as `?mine=true`) counts its
+        rows in the page statement (a window count: one pass for both), except on
+        a keyset page, which sees only the rows after its cursor; every row of a
+        table keeps a plain count, since a window would sort them all where the
+        page reads the first keys and stops.
         Such a request, or one filtering a column by value, is `narrowed`: its rows
         are found first, then sorted (statements.ordering_not_by_index).
         """
-        few = named or not root.unrestricted
+        few = named or not root.unrestricted or any(c.narrows for c in q.chosen.values())
         window = few and q.count == "exact" and q.after is None and q.limit is not None
         narrowed = few or any(c.operator.key == "eq" for c in q.conditions)
         return window, narrowed
@@ -207,6 +211,10 @@ class ListReads:
                 else sa.bindparam(names[0])
             )
             where.append(c.operator.build(self.table.c[c.column], bind))
+        for f in self.route.filters:
+            if f.name in q.chosen:
+                pred = f.build(self.table, self.b.tables, q.chosen[f.name].shape)
+                where += [] if pred is None else [pred]
         if self.route.nested:
             where.append(self.table.c[self.route.nested.column] == sa.bindparam("parent"))
         if q.search is not None:
@@ -220,6 +228,8 @@ class ListReads:
         values = dict(root.params())
         for i, c in enumerate(q.conditions):
             values.update(c.binds(f"f{i}"))
+        for chosen in q.chosen.values():
+            values.update(chosen.values)
         if self.route.nested:
             values["parent"] = self.parent_key(conn, p, path["id"])
         for name, parsed in scopes.items():

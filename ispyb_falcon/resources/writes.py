@@ -27,14 +27,13 @@ class Writes:
     """What creating and changing share: the body, its foreign keys, the write scope."""
 
     def check_body(self, body: Any, path_values: dict, *, partial: bool, where: str = "$"):
-        """Validate + convert one object; the path's own keys may not be changed by it."""
+        """Validate + convert one object; the values the path (or the server: a row's
+        author) sets may be repeated in it, not changed by it."""
         errors = []
         if isinstance(body, dict):
             for column, value in path_values.items():
                 if column in body and body[column] != value:
-                    errors.append(
-                        {"path": f"{where}.{column}", "message": "is set by the URL path"}
-                    )
+                    errors.append({"path": f"{where}.{column}", "message": self.set_by(column)})
             body = (
                 {**body, **path_values}
                 if not partial
@@ -42,6 +41,21 @@ class Writes:
             )
         values, more = self.schema.check(body, partial=partial, path=where)
         return values, errors + more
+
+    def set_by(self, column: str) -> str:
+        if column == self.route.author:
+            return "is set by the server: the row's author (on a new row, you)"
+        return "is set by the URL path"
+
+    def author(self, p: Principal) -> dict:
+        """The author column of a new row: the caller, who needs a Person row to be one."""
+        if not self.route.author:
+            return {}
+        if p.person_id is None:
+            raise forbidden(
+                f"Your login has no Person row, so it cannot be the author of a {self.route.table} row."
+            )
+        return {self.route.author: p.person_id}
 
     @functools.cached_property
     def row_references(self) -> tuple[tuple[str, str, str], ...]:
@@ -127,6 +141,7 @@ class Creates(Writes):
             path_values = {}
             if self.route.nested:
                 path_values[self.route.nested.column] = self.parent_key(conn, p, path["id"])
+            path_values.update(self.author(p))
             rows, errors = [], []
             for i, item in enumerate(items):
                 where = f"$[{i}]" if many else "$"
@@ -185,8 +200,14 @@ class Changes(Writes):
         row = self.fetch(conn, self.key_where(seen), None, lock=True)
         if row is None:
             raise not_found()  # deleted while this request waited for the lock
-        needed = {"admin"} if req.method == "DELETE" else self.write_roles
-        if not p.roles & needed:
+        if self.route.author:
+            if not (
+                p.is_admin or (p.person_id is not None and row[self.route.author] == p.person_id)
+            ):
+                raise forbidden(
+                    f"Only its author or an admin may {req.method} this {self.route.table} row."
+                )
+        elif not p.roles & ({"admin"} if req.method == "DELETE" else self.write_roles):
             raise forbidden(f"Your roles may not {req.method} {self.route.table} rows.")
         where = self.key_where(row)
         if not self.in_write_scope(conn, p, where):
@@ -202,7 +223,10 @@ class Changes(Writes):
             where, row = self.found(conn, req, p, path)
             fixed = {}
             if self.route.nested:
-                fixed = {c: row[c] for c in (self.route.nested.column, self.route.nested.key)}
+                n = self.route.nested  # its key may be the row's own (read-only) key
+                fixed = {c: row[c] for c in (n.column, n.key) if c not in self.schema.read_only}
+            if self.route.author:
+                fixed[self.route.author] = row[self.route.author]
             values, errors = self.check_body(body, fixed, partial=partial)
             if errors:
                 raise unprocessable(
