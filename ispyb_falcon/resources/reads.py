@@ -105,33 +105,16 @@ class ListReads:
         rows = rows[: q.limit]
         cursor = keyset.encode(q.digest(), [rows[-1][i] for i in plan.sort]) if more else None
         req.context.rows = len(rows)
-        text = serialize.dumps(
-            {
-                "total": total,
-                "skip": q.skip,
-                "limit": q.limit,
-                "next": cursor,
-                "results": [dict(zip(cols, r, strict=False)) for r in rows]  # then sort values
-                if shape_of is None
-                else [shape_of.nest(cols, r) for r in rows],
-            }
+        send_page(
+            req,
+            resp,
+            q,
+            total,
+            cursor,
+            [dict(zip(cols, r, strict=False)) for r in rows]  # then sort values
+            if shape_of is None
+            else [shape_of.nest(cols, r) for r in rows],
         )
-        links = {"first": {}, "next": cursor and {"after": cursor}}
-        if q.skip and q.after is None:
-            links["prev"] = {"skip": max(0, q.skip - q.limit)}
-        resp.set_header(
-            "Link",
-            ", ".join(
-                f'<{self.page_uri(req, page)}>; rel="{rel}"'
-                for rel, page in links.items()
-                if page is not None
-            ),
-        )
-        resp.etag = tag = etag_of_text(text)
-        if matches(req.if_none_match, tag):
-            resp.status = falcon.HTTP_304
-            return
-        resp.text = text
 
     def embedder(self, q: ListQuery, p: Principal) -> embeds.Embedder:
         """The SQL of the embeddings `q` asks for (what the caller may see: embeds.PER_ROW)."""
@@ -293,6 +276,37 @@ class ListReads:
         name = self.route.path.rstrip("/").rsplit("/", 1)[-1]
         resp.set_header("Content-Disposition", f'attachment; filename="{name}.{SUFFIX[kind]}"')
         resp.stream = stream()
+
+
+def send_page(
+    req: falcon.Request,
+    resp: falcon.Response,
+    q: ListQuery,
+    total: int | None,
+    cursor: str | None,
+    results: list,
+) -> None:
+    """A page in the list envelope (API.md section 5), its `Link` header (first, next,
+    and prev for a page reached by skip) and its ETag (a 304 if the client has it)."""
+    text = serialize.dumps(
+        {"total": total, "skip": q.skip, "limit": q.limit, "next": cursor, "results": results}
+    )
+    links = {"first": {}, "next": cursor and {"after": cursor}}
+    if q.skip and q.after is None:
+        links["prev"] = {"skip": max(0, q.skip - q.limit)}
+    resp.set_header(
+        "Link",
+        ", ".join(
+            f'<{ListReads.page_uri(req, page)}>; rel="{rel}"'
+            for rel, page in links.items()
+            if page is not None
+        ),
+    )
+    resp.etag = tag = etag_of_text(text)
+    if matches(req.if_none_match, tag):
+        resp.status = falcon.HTTP_304
+        return
+    resp.text = text
 
 
 class ItemReads:

@@ -22,7 +22,6 @@ from typing import Any
 
 import falcon
 
-from .. import serialize
 from ..auth.principal import principal
 from ..errors import bad_request
 from ..openapi.shared import param, ref, responses, success
@@ -30,9 +29,8 @@ from ..query import keyset, statements
 from ..query.params import COUNTS, _bounded, _datetime, _single
 from ..query.visibility import AllOf, ProposalRoot, Root, SessionRoot
 from ..resources import ids
-from ..resources.conditional import etag_of_text, matches
 from ..resources.generic import ANY, Backend
-from ..resources.reads import ListReads, representation
+from ..resources.reads import ListReads, representation, send_page
 from . import View
 from .timeline import (
     AT,
@@ -289,31 +287,7 @@ class Events:
             else None
         )
         req.context.rows = len(rows)
-        text = serialize.dumps(
-            {
-                "total": total,
-                "skip": q.skip,
-                "limit": q.limit,
-                "next": cursor,
-                "results": [self.entry(r, layout) for r in rows],
-            }
-        )
-        links = {"first": {}, "next": cursor and {"after": cursor}}
-        if q.skip and q.after is None:
-            links["prev"] = {"skip": max(0, q.skip - q.limit)}
-        resp.set_header(
-            "Link",
-            ", ".join(
-                f'<{ListReads.page_uri(req, page)}>; rel="{rel}"'
-                for rel, page in links.items()
-                if page is not None
-            ),
-        )
-        resp.etag = tag = etag_of_text(text)
-        if matches(req.if_none_match, tag):
-            resp.status = falcon.HTTP_304
-            return
-        resp.text = text
+        send_page(req, resp, q, total, cursor, [self.entry(r, layout) for r in rows])
 
     @staticmethod
     def entry(row, layout: Layout) -> dict:
