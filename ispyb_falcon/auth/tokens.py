@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ VERIFIED_TOKENS = 4096  # remembered verified tokens (a few hundred bytes each)
 # (`expiresAt`) can show; PyJWT also takes "1700000000" or 1e20.
 TIMES = range(0, 253402300800)
 TIME_CLAIMS = ("exp", "iat", "nbf")
+# Seconds a token is still taken after its `exp` (and before its `nbf`): clocks differ a little.
+LEEWAY_SECONDS = 30
 
 
 class InvalidToken(Exception):
@@ -56,7 +58,7 @@ class TokenSettings:
     issuer: str = "ispyb-falcon"
     audience: str = "ispyb"
     lifetime_seconds: int = 12 * 3600
-    leeway_seconds: int = 30
+    leeway_seconds: int = LEEWAY_SECONDS
 
 
 class TokenService:
@@ -75,8 +77,7 @@ class TokenService:
             raise ValueError("lifetime_seconds must be a positive number of seconds")
         if settings.leeway_seconds < 0:
             raise ValueError("leeway_seconds must not be negative")
-        self._verified: OrderedDict[str, dict] = OrderedDict()
-        self._verified_lock = threading.Lock()
+        self._verified = VerifiedTokens(settings.leeway_seconds)
 
     def _load_keys(self, settings: TokenSettings) -> None:
         """Turn the configured secret or PEM text into key objects, or say which key is wrong."""
@@ -151,17 +152,9 @@ class TokenService:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too long")
         claims = self._verified.get(token)
-        if claims is not None:
-            if time.time() < claims["exp"] + self.settings.leeway_seconds:
-                return claims
-            with self._verified_lock:
-                self._verified.pop(token, None)
-            raise InvalidToken("token expired")
-        claims = self._verify(token)
-        with self._verified_lock:
-            self._verified[token] = claims
-            if len(self._verified) > VERIFIED_TOKENS:
-                self._verified.popitem(last=False)  # the oldest
+        if claims is None:
+            claims = self._verify(token)
+            self._verified.add(token, claims)
         return claims
 
     def _verify(self, token: str) -> dict:
@@ -193,11 +186,43 @@ class TokenService:
             raise InvalidToken("malformed token") from None
         except jwt.InvalidTokenError:
             raise InvalidToken("invalid token") from None
-        _check_claim_types(claims)
+        check_claim_types(claims)
         return claims
 
 
-def _check_claim_types(claims: dict) -> None:
+class VerifiedTokens:
+    """Tokens verified before (the exact text) with their claims; only the expiry is
+    checked again. The oldest are forgotten past `VERIFIED_TOKENS`."""
+
+    def __init__(self, leeway_seconds: int) -> None:
+        self.leeway = leeway_seconds
+        self._claims: OrderedDict[str, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> dict | None:
+        """The claims of `token` if verified before, None if not; InvalidToken once expired."""
+        claims = self._claims.get(token)
+        if claims is None or time.time() < claims["exp"] + self.leeway:
+            return claims
+        with self._lock:
+            self._claims.pop(token, None)
+        raise InvalidToken("token expired")
+
+    def add(self, token: str, claims: dict) -> None:
+        with self._lock:
+            self._claims[token] = claims
+            if len(self._claims) > VERIFIED_TOKENS:
+                self._claims.popitem(last=False)  # the oldest
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._claims
+
+    def __iter__(self) -> Iterator[str]:
+        """The remembered tokens, oldest first."""
+        return iter(list(self._claims))
+
+
+def check_claim_types(claims: dict) -> None:
     """Refuse claims our own `issue` would never write, so callers can trust the types."""
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise InvalidToken("bad sub claim")
