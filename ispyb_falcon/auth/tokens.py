@@ -224,7 +224,7 @@ class VerifiedTokens:
 
 def check_claim_types(claims: dict) -> None:
     """Refuse claims our own `issue` would never write, so callers can trust the types."""
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+    if not _text(claims.get("sub")):
         raise InvalidToken("bad sub claim")
     for name in TIME_CLAIMS:
         value = claims.get(name, 0)
@@ -237,6 +237,18 @@ def check_claim_types(claims: dict) -> None:
         beamlines = claims["beamlines"]
         if not isinstance(beamlines, list) or not all(isinstance(b, str) for b in beamlines):
             raise InvalidToken("beamlines must be a list of strings")
+
+
+def _text(value: Any) -> bool:
+    """A non-empty string that is text: JSON may escape half a surrogate pair ("\\ud800"),
+    which no answer can carry and no column store."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _spki(public_key: Any) -> bytes:
