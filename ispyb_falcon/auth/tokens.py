@@ -10,6 +10,11 @@ it has verified (the exact text, signature included) with their claims, and only
 re-checks the expiry on the next request: the signature, issuer, audience and
 claim checks cannot give another answer for the same text, and verifying them is
 a good part of a small request's cost.
+
+`BearerTokens` is what the authentication middleware asks: a token whose `iss`
+is that of a configured token verifier (the `oidc` authenticator: tokens of the
+site's OpenID Connect provider) goes to that verifier, every other token to the
+server's own `TokenService`, as before.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+if TYPE_CHECKING:
+    from .authenticators import TokenVerifier
 
 ALGORITHMS = ("HS256", "RS256", "ES256")
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
@@ -220,6 +228,49 @@ class VerifiedTokens:
     def __iter__(self) -> Iterator[str]:
         """The remembered tokens, oldest first."""
         return iter(list(self._claims))
+
+
+class BearerTokens:
+    """Sends each bearer token to the verifier of its issuer: a configured provider's
+    (by the token's `iss`, read before anything is verified, only to choose), else the
+    server's own `TokenService`, which refuses any other issuer."""
+
+    def __init__(self, own: TokenService, verifiers: Sequence[TokenVerifier] = ()) -> None:
+        self.own = own
+        self.by_issuer: dict[str, TokenVerifier] = {}
+        for verifier in verifiers:
+            if verifier.issuer == own.settings.issuer:
+                raise ValueError(
+                    f"{verifier.name}: issuer {verifier.issuer!r} is the issuer of this"
+                    " server's own tokens ([tokens] issuer); they must differ"
+                )
+            if verifier.issuer in self.by_issuer:
+                raise ValueError(
+                    f"{verifier.name}: issuer {verifier.issuer!r} is also the issuer of"
+                    f" {self.by_issuer[verifier.issuer].name}"
+                )
+            self.by_issuer[verifier.issuer] = verifier
+
+    def decode(self, token: str) -> dict:
+        """The claims of a verified token (`sub` the login, `roles`, `exp`), or raise
+        `InvalidToken`; a verifier that cannot read its keys raises AuthenticatorUnavailable."""
+        if self.by_issuer:
+            verifier = self.by_issuer.get(unverified_issuer(token))
+            if verifier is not None:
+                return verifier.verify(token)
+        return self.own.decode(token)
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The `iss` a token claims, unverified: only to choose who verifies it."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
 
 
 def check_claim_types(claims: dict) -> None:
