@@ -12,13 +12,16 @@ never a 500. Time moves on by a stand-in clock, never by sleeping.
 from __future__ import annotations
 
 import base64
+import configparser
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import falcon.testing
 import jwt
@@ -35,8 +38,9 @@ from ispyb_falcon.config import ConfigError, load_settings
 from .conftest import PREFIX
 from .servers import free_port
 
-ISSUER = "https://keycloak.example.org/realms/ispyb"
+ISSUER = "https://keycloak.example.org/realms/ispyb"  # as in the README and the example file
 AUDIENCE = "ispyb-api"
+ROOT = Path(__file__).resolve().parents[1]
 WHOAMI = f"{PREFIX}/auth/whoami"
 LISTS = {
     "/proposals": "proposalId",
@@ -559,6 +563,30 @@ def start(settings, jwks_file, tmp_path, capsys, changes: dict) -> str:
     )
     assert main(["--config", str(config), "serve", "--port", str(free_port())]) == 2
     return capsys.readouterr().err
+
+
+def test_the_documented_configurations_are_accepted():
+    """The README's [authenticator:oidc] block and the example file's, as printed."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = [
+        b for b in re.findall(r"```ini\n(.*?)```", readme, re.S) if "[authenticator:oidc]" in b
+    ]
+    assert len(blocks) == 1
+    for text in (blocks[0], (ROOT / "conf" / "ispyb-falcon.example.ini").read_text()):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str
+        parser.read_string(text)
+        found = oidc.OidcAuthenticator(parser["authenticator:oidc"])
+        assert (found.issuer, found.audience) == (ISSUER, AUDIENCE)
+        assert found.keys.where == ISSUER + "/protocol/openid-connect/certs"
+        assert found.role_map["ispyb-admin"] == {"admin"}
+
+
+def test_an_unknown_option_is_refused():
+    with pytest.raises(ValueError, match="unknown option 'audiance'"):
+        oidc.OidcAuthenticator(
+            {**options(), "jwks_url": "https://x.example.org/c", "audiance": "x"}
+        )
 
 
 def test_options_come_from_the_environment_too(jwks_file):

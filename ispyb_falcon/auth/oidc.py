@@ -85,6 +85,21 @@ ASYMMETRIC = (
 DEFAULT_ALGORITHMS = ASYMMETRIC[:-1]
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
 MAX_JWKS_BYTES = 1 << 20  # a key set is a few kilobytes
+OPTIONS = (
+    "issuer",
+    "audience",
+    "jwks_file",
+    "jwks_url",
+    "login_claim",
+    "roles_claim",
+    "role_map",
+    "default_role",
+    "authorized_parties",
+    "algorithms",
+    "timeout",
+    "cache_seconds",
+    "refetch_seconds",
+)
 
 
 class KeySet:
@@ -182,6 +197,9 @@ class OidcAuthenticator(Authenticator, TokenVerifier):
 
     def __init__(self, options: Mapping[str, str]) -> None:
         super().__init__(options)
+        unknown = sorted(set(self.options) - set(OPTIONS))
+        if unknown:  # a mistyped option would be silently ignored
+            raise ValueError(f"unknown option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
         self.issuer = self.option("issuer").strip()
         self.audience = self.option("audience").strip()
         self.login_claim = self.options.get("login_claim", "").strip() or "preferred_username"
