@@ -522,6 +522,7 @@ def test_an_unreachable_provider_is_a_503(settings, sign, clock):
         ({"jwks_file": "/nonexistent/jwks.json"}, "No such file"),
         ({"jwks_file": "GARBAGE"}, "option 'jwks_file'"),
         ({"jwks_url": "ftp://x.example.org/certs"}, "option 'jwks_url'"),
+        ({"jwks_url": "http://keycloak.example.org/certs"}, "http:// only on this host"),
         ({"jwks_file": "FILE", "algorithms": "RS256, HS256"}, "HS256 not allowed"),
         ({"jwks_file": "FILE", "algorithms": "none"}, "none not allowed"),
         ({"jwks_file": "FILE", "role_map": "root=ispyb-admin"}, "unknown role 'root'"),

@@ -13,8 +13,8 @@ Options:
                         (Keycloak: https://keycloak.example.org/realms/<realm>) (required)
     audience            what the token's `aud` must hold: the API's client id (required)
     jwks_file           a file holding the provider's key set (JWKS) ...
-    jwks_url            ... or its URL (Keycloak: <issuer>/protocol/openid-connect/certs);
-                        exactly one of the two
+    jwks_url            ... or its URL (Keycloak: <issuer>/protocol/openid-connect/certs;
+                        https://, or http:// on this host); exactly one of the two
     login_claim         the claim holding the ISPyB login (default: preferred_username)
     roles_claim         dotted path to the list of the provider's roles in the token
                         (default: realm_access.roles, Keycloak's realm roles)
@@ -85,6 +85,7 @@ ASYMMETRIC = (
 DEFAULT_ALGORITHMS = ASYMMETRIC[:-1]
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
 MAX_JWKS_BYTES = 1 << 20  # a key set is a few kilobytes
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 OPTIONS = (
     "issuer",
     "audience",
@@ -266,8 +267,12 @@ class OidcAuthenticator(Authenticator, TokenVerifier):
                 raise ValueError(f"option 'jwks_file': {path}: {exc}") from None
             return keys
         parts = urlsplit(url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"option 'jwks_url' must be an https:// (or http://) URL, not {url!r}")
+        local = parts.scheme == "http" and parts.hostname in LOOPBACK
+        if not (parts.scheme == "https" or local) or not parts.hostname:
+            # keys read over plain HTTP could be anyone's, and so could the tokens they pass
+            raise ValueError(
+                f"option 'jwks_url' must be an https:// URL (http:// only on this host), not {url!r}"
+            )
         return KeySet(lambda: self._fetch(url), url, self.algorithms, cache, refetch)
 
     def _fetch(self, url: str) -> bytes:
