@@ -248,6 +248,14 @@ def test_nothing_but_the_mapped_role_makes_an_admin(sso, sign, extra):
     assert r.status_code == 200 and r.json["roles"] == ["user"], r.text
 
 
+def test_without_a_default_role_only_mapped_users_are_taken(settings, jwks_file, sign):
+    app = create_app(oidc_settings(settings, jwks_file=str(jwks_file), default_role=""))
+    client = falcon.testing.TestClient(app)
+    refused(client, sign(), "no role for this user")
+    admin = sign(claims(realm_access={"roles": ["ispyb-admin"]}))
+    assert client.simulate_get(WHOAMI, headers=bearer(admin)).json["roles"] == ["admin"]
+
+
 def test_roles_that_are_not_a_list_of_strings_are_refused(sso, sign):
     refused(sso, sign(claims(realm_access={"roles": "ispyb-admin"})), "realm_access.roles")
 
