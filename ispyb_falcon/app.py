@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from falcon_cors import CORS
 
 from . import db, errors, openapi
-from .auth.authenticators import Authenticator, load_authenticator
+from .auth.authenticators import Authenticator, TokenVerifier, load_authenticator
 from .auth.principal import PrincipalLoader
 from .auth.ratelimit import make_limiter
-from .auth.tokens import TokenService, TokenSettings
+from .auth.tokens import BearerTokens, TokenService, TokenSettings
 from .catalog.drift import differences
 from .catalog.site import Site, narrowed, read_site
 from .catalog.store import Catalog
@@ -95,6 +95,14 @@ def make_tokens(settings: Settings) -> TokenService:
         return TokenService(token_settings(settings))
     except ValueError as exc:
         raise ConfigError(f"[tokens] {exc}") from None
+
+
+def make_bearer_tokens(tokens: TokenService, authenticators: list[Authenticator]) -> BearerTokens:
+    """The server's own tokens, and those of the authenticators that verify tokens (oidc)."""
+    try:
+        return BearerTokens(tokens, [a for a in authenticators if isinstance(a, TokenVerifier)])
+    except ValueError as exc:
+        raise ConfigError(f"[auth] authenticators: {exc}") from None
 
 
 def make_authenticators(settings: Settings) -> list[Authenticator]:
@@ -209,6 +217,10 @@ def create_app(
         problems = production_problems(settings)
         if problems:
             raise StartupError("refusing to start with debug = false:\n  " + "\n  ".join(problems))
+    # The configuration's own mistakes first, before the database is asked anything.
+    tokens = make_tokens(settings)
+    authenticators = make_authenticators(settings)
+    bearer = make_bearer_tokens(tokens, authenticators)
     engine = engine or db.make_engine(settings)
     every, routes = enabled_routes(settings)
     try:
@@ -277,7 +289,6 @@ def create_app(
         members_see_all_sessions=settings[("visibility", "proposal_members_see_all_sessions")],
         beamline_groups={g.name: g.beamlines for g in settings.beamline_groups},
     )
-    tokens = make_tokens(settings)
     principals = PrincipalLoader(
         engine,
         tables,
@@ -300,7 +311,7 @@ def create_app(
         middleware=[
             RequestLog(),
             Cors(cors),
-            Authentication(tokens, principals),
+            Authentication(bearer, principals),
             Authorization(),
         ],
     )
@@ -327,7 +338,7 @@ def create_app(
 
     limiter = make_limiter(settings, engine)
     login = Login(
-        make_authenticators(settings),
+        [a for a in authenticators if not isinstance(a, TokenVerifier)],  # no password
         tokens,
         principals,
         limiter,

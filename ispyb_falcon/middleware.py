@@ -16,9 +16,10 @@ import time
 
 import falcon
 
+from .auth.authenticators import AuthenticatorUnavailable
 from .auth.principal import PrincipalLoader
-from .auth.tokens import InvalidToken, TokenService
-from .errors import forbidden, unauthorized
+from .auth.tokens import BearerTokens, InvalidToken
+from .errors import forbidden, unauthorized, unavailable
 from .resources.generic import ANY
 
 access_log = logging.getLogger("ispyb_falcon.access")
@@ -83,7 +84,7 @@ def _public(resource) -> bool:
 class Authentication:
     """Decodes the bearer token once per request and puts the principal on `req.context`."""
 
-    def __init__(self, tokens: TokenService, principals: PrincipalLoader) -> None:
+    def __init__(self, tokens: BearerTokens, principals: PrincipalLoader) -> None:
         self.tokens = tokens
         self.principals = principals
 
@@ -100,6 +101,10 @@ class Authentication:
             claims = self.tokens.decode(token.strip())
         except InvalidToken as exc:
             raise unauthorized(f"The token was refused: {exc}.") from None
+        except AuthenticatorUnavailable:  # logged by the verifier, with the reason
+            raise unavailable(
+                "The signing keys of the token's issuer cannot be read; try again shortly."
+            ) from None
         req.context.principal = self.principals.principal(claims)
 
 

@@ -277,7 +277,7 @@ def test_concurrent_logins_during_reload(pwfile):
 
 
 def test_aliases_and_roles():
-    assert set(ALIASES) == {"dummy", "file", "ldap"}
+    assert set(ALIASES) == {"dummy", "file", "ldap", "oidc"}
     assert ROLES == ("user", "manager", "admin", "acquisition", "processing")
 
 

@@ -41,6 +41,13 @@ def test_time_claims_other_than_whole_seconds_are_refused_every_time(client, odd
         assert_refused(client, token)
 
 
+def test_a_sub_that_is_no_text_is_refused_every_time(client):
+    """JSON may escape half a surrogate pair: whoami could not answer with it (a 500)."""
+    token = hs256(claims(sub="pi_\ud800"))
+    for _ in range(2):
+        assert_refused(client, token)
+
+
 def test_whole_seconds_up_to_year_9999_are_accepted(client):
     last = 253402300799  # 9999-12-31T23:59:59Z
     token = hs256(claims(exp=last, nbf=NOW - 10))

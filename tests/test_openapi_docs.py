@@ -183,7 +183,9 @@ def test_reads_and_writes_document_their_etags(document):
     assert {"200", "400", "401", "403", "404", "409", "412", "413", "415", "422", "503"} <= set(
         responses
     )
-    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    bearer = document["components"]["securitySchemes"]["bearer"]
+    assert bearer["scheme"] == "bearer"
+    assert "/auth/login" in bearer["description"] and "OpenID Connect" in bearer["description"]
     assert document["paths"]["/health"]["get"]["security"] == []
 
 

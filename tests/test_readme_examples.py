@@ -64,6 +64,10 @@ NOT_RUN = {
         "needs the site's configuration in /etc; tests/test_config_cli.py runs `token`"
     ),
     "gunicorn -w 4 --threads 4": "gunicorn is not a dependency of the package or its tests",
+    "grant_type=client_credentials": (
+        "asks a Keycloak realm for a token; tests/test_auth_oidc.py signs tokens as the"
+        " provider would and sends them to the API"
+    ),
     "bash .ci/run": "runs this very test suite (and MariaDB, LDAP)",
     "bin/bench": "needs MariaDB and minutes of a quiet machine",
     "openapi-python-client generate --url": (
@@ -106,6 +110,8 @@ def code_of(line: str) -> str:
 
 def kind(block: Block) -> str:
     text = block.text
+    if any(marker in text for marker in NOT_RUN):  # also a curl to a server not the demo
+        return "not run"
     if "bin/examples/" in text:  # before curl: one of them is bin/examples/curl.sh
         return "clients"
     if "curl" in text:

@@ -5,6 +5,10 @@ class named in the configuration, by alias or dotted path, never a branch on
 the site name. Every authenticator answers the same question the same way: an
 `Identity` for good credentials, `None` for bad ones, `AuthenticatorUnavailable`
 when it cannot tell (so the API answers 503 rather than a misleading 401).
+
+An authenticator that is also a `TokenVerifier` (the `oidc` one) is not asked at
+/auth/login: its users never give the API a password, they arrive with a bearer
+token their site's identity provider signed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ ALIASES = {
     "dummy": "ispyb_falcon.auth.dummy.DummyAuthenticator",
     "file": "ispyb_falcon.auth.passwords.FileAuthenticator",
     "ldap": "ispyb_falcon.auth.ldap.LdapAuthenticator",
+    "oidc": "ispyb_falcon.auth.oidc.OidcAuthenticator",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -98,6 +103,24 @@ class Authenticator(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class TokenVerifier(abc.ABC):
+    """Accepts bearer tokens someone else signed: those whose `iss` is `issuer` are
+    handed to `verify` instead of the server's own token service."""
+
+    name: str = ""
+    issuer: str = ""
+
+    @abc.abstractmethod
+    def verify(self, token: str) -> dict:
+        """The token's claims as the server's own tokens hold them: `sub` (the ISPyB
+        login), `roles` (a list of ROLES), `exp` and `iat` (whole seconds).
+
+        Raise `ispyb_falcon.auth.tokens.InvalidToken` (a short reason a client may
+        read) to refuse the token, `AuthenticatorUnavailable` when the keys to check
+        it with cannot be read.
+        """
 
 
 def load_authenticator(name: str, spec: str, options: Mapping[str, str]) -> Authenticator:

@@ -10,6 +10,11 @@ it has verified (the exact text, signature included) with their claims, and only
 re-checks the expiry on the next request: the signature, issuer, audience and
 claim checks cannot give another answer for the same text, and verifying them is
 a good part of a small request's cost.
+
+`BearerTokens` is what the authentication middleware asks: a token whose `iss`
+is that of a configured token verifier (the `oidc` authenticator: tokens of the
+site's OpenID Connect provider) goes to that verifier, every other token to the
+server's own `TokenService`, as before.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+if TYPE_CHECKING:
+    from .authenticators import TokenVerifier
 
 ALGORITHMS = ("HS256", "RS256", "ES256")
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
@@ -39,6 +47,8 @@ VERIFIED_TOKENS = 4096  # remembered verified tokens (a few hundred bytes each)
 # (`expiresAt`) can show; PyJWT also takes "1700000000" or 1e20.
 TIMES = range(0, 253402300800)
 TIME_CLAIMS = ("exp", "iat", "nbf")
+# Seconds a token is still taken after its `exp` (and before its `nbf`): clocks differ a little.
+LEEWAY_SECONDS = 30
 
 
 class InvalidToken(Exception):
@@ -56,7 +66,7 @@ class TokenSettings:
     issuer: str = "ispyb-falcon"
     audience: str = "ispyb"
     lifetime_seconds: int = 12 * 3600
-    leeway_seconds: int = 30
+    leeway_seconds: int = LEEWAY_SECONDS
 
 
 class TokenService:
@@ -75,8 +85,7 @@ class TokenService:
             raise ValueError("lifetime_seconds must be a positive number of seconds")
         if settings.leeway_seconds < 0:
             raise ValueError("leeway_seconds must not be negative")
-        self._verified: OrderedDict[str, dict] = OrderedDict()
-        self._verified_lock = threading.Lock()
+        self._verified = VerifiedTokens(settings.leeway_seconds)
 
     def _load_keys(self, settings: TokenSettings) -> None:
         """Turn the configured secret or PEM text into key objects, or say which key is wrong."""
@@ -151,17 +160,9 @@ class TokenService:
         if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("token too long")
         claims = self._verified.get(token)
-        if claims is not None:
-            if time.time() < claims["exp"] + self.settings.leeway_seconds:
-                return claims
-            with self._verified_lock:
-                self._verified.pop(token, None)
-            raise InvalidToken("token expired")
-        claims = self._verify(token)
-        with self._verified_lock:
-            self._verified[token] = claims
-            if len(self._verified) > VERIFIED_TOKENS:
-                self._verified.popitem(last=False)  # the oldest
+        if claims is None:
+            claims = self._verify(token)
+            self._verified.add(token, claims)
         return claims
 
     def _verify(self, token: str) -> dict:
@@ -193,13 +194,88 @@ class TokenService:
             raise InvalidToken("malformed token") from None
         except jwt.InvalidTokenError:
             raise InvalidToken("invalid token") from None
-        _check_claim_types(claims)
+        check_claim_types(claims)
         return claims
 
 
-def _check_claim_types(claims: dict) -> None:
+class VerifiedTokens:
+    """Tokens verified before (the exact text) with their claims; only the expiry is
+    checked again. The oldest are forgotten past `VERIFIED_TOKENS`."""
+
+    def __init__(self, leeway_seconds: int) -> None:
+        self.leeway = leeway_seconds
+        self._claims: OrderedDict[str, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> dict | None:
+        """The claims of `token` if verified before, None if not; InvalidToken once expired."""
+        claims = self._claims.get(token)
+        if claims is None or time.time() < claims["exp"] + self.leeway:
+            return claims
+        with self._lock:
+            self._claims.pop(token, None)
+        raise InvalidToken("token expired")
+
+    def add(self, token: str, claims: dict) -> None:
+        with self._lock:
+            self._claims[token] = claims
+            if len(self._claims) > VERIFIED_TOKENS:
+                self._claims.popitem(last=False)  # the oldest
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._claims
+
+    def __iter__(self) -> Iterator[str]:
+        """The remembered tokens, oldest first."""
+        return iter(list(self._claims))
+
+
+class BearerTokens:
+    """Sends each bearer token to the verifier of its issuer: a configured provider's
+    (by the token's `iss`, read before anything is verified, only to choose), else the
+    server's own `TokenService`, which refuses any other issuer."""
+
+    def __init__(self, own: TokenService, verifiers: Sequence[TokenVerifier] = ()) -> None:
+        self.own = own
+        self.by_issuer: dict[str, TokenVerifier] = {}
+        for verifier in verifiers:
+            if verifier.issuer == own.settings.issuer:
+                raise ValueError(
+                    f"{verifier.name}: issuer {verifier.issuer!r} is the issuer of this"
+                    " server's own tokens ([tokens] issuer); they must differ"
+                )
+            if verifier.issuer in self.by_issuer:
+                raise ValueError(
+                    f"{verifier.name}: issuer {verifier.issuer!r} is also the issuer of"
+                    f" {self.by_issuer[verifier.issuer].name}"
+                )
+            self.by_issuer[verifier.issuer] = verifier
+
+    def decode(self, token: str) -> dict:
+        """The claims of a verified token (`sub` the login, `roles`, `exp`), or raise
+        `InvalidToken`; a verifier that cannot read its keys raises AuthenticatorUnavailable."""
+        if self.by_issuer:
+            verifier = self.by_issuer.get(unverified_issuer(token))
+            if verifier is not None:
+                return verifier.verify(token)
+        return self.own.decode(token)
+
+
+def unverified_issuer(token: str) -> str | None:
+    """The `iss` a token claims, unverified: only to choose who verifies it."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
+def check_claim_types(claims: dict) -> None:
     """Refuse claims our own `issue` would never write, so callers can trust the types."""
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+    if not _text(claims.get("sub")):
         raise InvalidToken("bad sub claim")
     for name in TIME_CLAIMS:
         value = claims.get(name, 0)
@@ -212,6 +288,18 @@ def _check_claim_types(claims: dict) -> None:
         beamlines = claims["beamlines"]
         if not isinstance(beamlines, list) or not all(isinstance(b, str) for b in beamlines):
             raise InvalidToken("beamlines must be a list of strings")
+
+
+def _text(value: Any) -> bool:
+    """A non-empty string that is text: JSON may escape half a surrogate pair ("\\ud800"),
+    which no answer can carry and no column store."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _spki(public_key: Any) -> bytes:

@@ -176,7 +176,16 @@ def components(max_limit: int, scopes: Iterable[str]) -> dict:
     }
     return {
         "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A token of POST /auth/login (or `ispyb-falcon token` for a"
+                " service account). Where the site configures the `oidc` authenticator, an"
+                " access token of the site's OpenID Connect provider (Keycloak or another) is"
+                " accepted too: checked against the provider's keys, issuer, audience and"
+                " expiry; its login claim (`preferred_username`) is the ISPyB login.",
+            },
             "basic": {"type": "http", "scheme": "basic"},
         },
         "parameters": parameters,
