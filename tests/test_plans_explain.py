@@ -116,7 +116,7 @@ def _statements(client, monkeypatch, headers: dict, path: str, params: dict) -> 
     r = client.simulate_get(PREFIX + path, params=params, headers=headers)
     monkeypatch.undo()
     assert r.status_code == 200, r.text
-    assert r.json["results"], (path, params)
+    assert r.json["results"], (path, params, r.json["total"])
     return ran
 
 
@@ -172,6 +172,8 @@ def _busy_lists(built) -> list[tuple[str, dict]]:
         ("/samples", {"proposal": proposal, "limit": "100"}),
         ("/sessions", {"proposal": proposal, "limit": "100"}),
         ("/proposals", {"limit": "100"}),
+        ("/events", {"session": visit, "limit": "100"}),  # the visit's timeline
+        ("/events", {"session": visit, "limit": "20", "skip": "40"}),
         ("/images", {"dataCollectionId": str(images), "limit": "100"}),
         (
             "/images",
@@ -197,6 +199,29 @@ def test_busy_lists_read_no_big_table_whole_and_sort_only_keys(
             problems = _problems(plan)
             assert not problems, (path, params, problems, json.dumps(plan, indent=1)[:4000])
     assert len(seen) >= len(_busy_lists(built))
+
+
+@pytest.mark.parametrize("caller", ("visit_member", "staff", "admin"))
+def test_processing_at_a_glance_is_driven_from_the_ids(built, client, engine, monkeypatch, caller):
+    """The processing of a page of the visit's collections: no big table read whole."""
+    found = built[1]
+    token = client.simulate_post(
+        PREFIX + "/auth/login", json={"login": found.logins[caller], "password": "x"}
+    ).json["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    page = client.simulate_get(
+        PREFIX + "/datacollections",
+        params={"session": found.visit, "limit": "100", "fields": "dataCollectionId"},
+        headers=headers,
+    ).json["results"]
+    ids = ",".join(str(r["dataCollectionId"]) for r in page)
+    ran = _statements(
+        client, monkeypatch, headers, "/datacollections/processing", {"dataCollectionId": ids}
+    )
+    assert ran
+    for stmt, values in ran:
+        problems = _problems(_explain(engine, stmt, values))
+        assert not problems, problems
 
 
 def test_a_keyset_page_deep_in_a_visit_reads_no_big_table_whole(built, client, engine, monkeypatch):
