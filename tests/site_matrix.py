@@ -262,10 +262,33 @@ class Drive:
     # -- the drive ------------------------------------------------------------------
 
     def run(self, callers: list[Caller]) -> None:
-        """Every route as every caller: top-level routes first (nested ones need a parent)."""
+        """Every route as every caller: top-level routes first (nested ones need a parent),
+        then the views for web pages, which read rows the routes listed."""
         for caller in callers:
             for route in sorted(SERVED, key=lambda r: r.nested is not None):
                 self.route(caller, route, callers[0])
+            self.views(caller)
+
+    def views(self, caller: Caller) -> None:
+        """The timeline, processing at a glance and the visit filters, where documented."""
+        sessions = [r["sessionId"] for r in caller.rows.get("/sessions", [])][:1]
+        if self.documented("/events"):
+            self.send(caller, "/events", {"limit": PAGE}, expected="200")
+            for session in sessions:
+                self.send(caller, "/events", {"session": session, "limit": PAGE}, expected="200")
+                self.send(
+                    caller, "/events", {"session": session, "status": "failed"}, expected="200"
+                )
+        collections = [r["dataCollectionId"] for r in caller.rows.get("/datacollections", [])]
+        if self.documented("/datacollections/processing") and collections:
+            ids = ",".join(str(i) for i in collections[:PAGE])
+            self.send(
+                caller, "/datacollections/processing", {"dataCollectionId": ids}, expected="200"
+            )
+        if self.documented("/sessions"):
+            for when in ("current", "upcoming", "previous"):
+                self.send(caller, "/sessions", {"when": when, "limit": PAGE}, expected="200")
+            self.send(caller, "/sessions", {"mine": "true", "limit": PAGE}, expected="200")
 
     def route(self, caller: Caller, route: Route, admin: Caller) -> None:
         missing = [t for t in tables_of(route) if t not in self.live]
@@ -373,6 +396,12 @@ class Drive:
         if gone:
             wanted = ",".join([*kept, gone[0]])
             self.send(caller, path, {"fields": wanted}, expected="refused", names=gone[:1])
+        operation = (self.documented(route.path) or {}).get("get", {})
+        for p in operation.get("parameters", []):
+            p = self.parameter(p)
+            if p["name"] == "embed":  # every related row the route embeds, in one request
+                names = ",".join(p["schema"]["items"]["enum"])
+                self.send(caller, path, {"embed": names, "limit": PAGE}, expected="200")
         for kind in ("text/csv", "application/x-ndjson"):
             answer = self.send(
                 caller, path, {"limit": PAGE}, expected="200", headers={"Accept": kind}
@@ -380,7 +409,6 @@ class Drive:
             sent = answer.headers.get("Content-Type", "")
             if answer.status == 200 and not sent.startswith(kind):
                 self.problems.append(f"export as {kind} came as {sent}: {self.sent[-1].line()}")
-        operation = (self.documented(route.path) or {}).get("get", {})
         scopes = {self.parameter(p)["name"] for p in operation.get("parameters", [])}
         scopes &= {"proposal", "session"}
         for scope, parent, key in (
