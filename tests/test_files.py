@@ -388,3 +388,61 @@ def test_without_roots_no_file_is_served_and_start_up_says_so(settings, auth, co
     anna = {"Authorization": f"Bearer {r.json['token']}"}
     r = fetch(client, anna, f"/datacollections/{collection['dataCollectionId']}/snapshots/1")
     assert r.status_code == 404 and "No data roots are configured" in r.json["description"]
+
+
+# --- the API document, and sites whose database lacks a column ------------------------------
+
+
+def test_the_api_document_describes_the_file_routes(client):
+    paths = client.simulate_get(url("/openapi.json")).json["paths"]
+    binary = {"type": "string", "format": "binary"}
+    snapshot = paths["/datacollections/{id}/snapshots/{n}"]["get"]
+    assert snapshot["responses"]["200"]["content"]["image/png"]["schema"] == binary
+    assert {"200", "206", "304", "404", "416"} <= set(snapshot["responses"])
+    n = next(p for p in snapshot["parameters"] if p.get("name") == "n")
+    assert n["schema"]["enum"] == [1, 2, 3, 4]
+    for path in (
+        "/images/{id}/thumbnail",
+        "/images/{id}/jpeg",
+        "/autoprocprogramattachments/{id}/file",
+        "/datacollections/{id}/attachments/{key}/file",
+    ):
+        assert set(paths[path]) == {"get"}, path
+    assert set(paths["/datacollections/{id}/attachments/{key}"]) == {
+        "get",
+        "patch",
+        "put",
+        "delete",
+    }
+    assert paths["/auth/sign"]["post"]["tags"] == ["auth"]
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("ISPYB_FALCON_TEST_DATABASE_URL")),
+    reason="drops columns of a copy of the SQLite demo database",
+)
+def test_a_site_lacking_a_column_loses_only_the_files_it_names(
+    settings, database_url, auth, collection, image, tmp_path
+):
+    copy = tmp_path / "site.sqlite"
+    copy.write_bytes(Path(sa.make_url(database_url).database).read_bytes())
+    engine = sa.create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE DataCollection DROP COLUMN {FOUR}"))
+        conn.execute(sa.text("ALTER TABLE Image DROP COLUMN jpegFileFullPath"))
+    engine.dispose()
+    app = create_app(
+        settings.replace(database_url=f"sqlite:///{copy}", database_schema_check="off")
+    )
+    client = falcon.testing.TestClient(app)
+    r = client.simulate_post(url("/auth/login"), json={"login": "pi_anna", "password": "demo"})
+    anna = {"Authorization": f"Bearer {r.json['token']}"}
+    dc = collection["dataCollectionId"]
+    assert fetch(client, anna, f"/datacollections/{dc}/snapshots/1").status_code == 200
+    r = fetch(client, anna, f"/datacollections/{dc}/snapshots/4")
+    assert r.status_code == 404 and "n is one of 1, 2, 3 on" in r.json["description"]
+    assert fetch(client, anna, f"/images/{image['imageId']}/thumbnail").status_code == 200
+    r = fetch(client, anna, f"/images/{image['imageId']}/jpeg")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+    paths = client.simulate_get(url("/openapi.json")).json["paths"]
+    assert "/images/{id}/jpeg" not in paths and "/images/{id}/thumbnail" in paths

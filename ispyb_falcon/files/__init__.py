@@ -33,7 +33,10 @@ class FileRoute:
         return self.route + ("/{key}" if nested else "/{id}")
 
 
-IMAGES = ("image/png", "image/jpeg")
+# The type is the file's own (from its name): what a route usually serves, and
+# application/octet-stream for the rest (which client generators also read as bytes).
+IMAGES = ("image/png", "image/jpeg", "application/octet-stream")
+JPEG = ("image/jpeg", "application/octet-stream")
 ANY_FILE = ("application/octet-stream", "text/plain", "text/html", "image/png")
 
 FILES: tuple[FileRoute, ...] = (
@@ -51,7 +54,7 @@ FILES: tuple[FileRoute, ...] = (
         "/thumbnail",
         ("jpegThumbnailFileFullPath",),
         "The thumbnail of an image (jpegThumbnailFileFullPath)",
-        ("image/jpeg",),
+        JPEG,
         operation="getImageThumbnail",
     ),
     FileRoute(
@@ -59,7 +62,7 @@ FILES: tuple[FileRoute, ...] = (
         "/jpeg",
         ("jpegFileFullPath",),
         "The JPEG of an image (jpegFileFullPath)",
-        ("image/jpeg",),
+        JPEG,
         operation="getImageJpeg",
     ),
     FileRoute(
