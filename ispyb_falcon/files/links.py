@@ -30,6 +30,7 @@ from ..auth.tokens import TokenService
 from ..errors import unauthorized, unprocessable
 from ..resources.bodies import read_json
 from ..resources.generic import ANY
+from ..resources.ids import integer
 
 MAX_PATHS = 100  # paths signed by one request: a page of thumbnails, with room to spare
 PURPOSE = b"ispyb-falcon signed file links v1"
@@ -107,7 +108,7 @@ class Links:
     def principal(self, req: falcon.Request, template: str, params: Mapping[str, str]) -> Principal:
         """The caller who signed this request's URL, or 401."""
         sig, exp = req.params.get("sig"), req.params.get("exp")
-        if not isinstance(sig, str) or not isinstance(exp, str) or not exp.isdigit():
+        if not isinstance(sig, str) or not isinstance(exp, str) or integer(exp) is None:
             raise unauthorized("A signed link needs one sig and one exp (see POST /auth/sign).")
         who, _, mac = sig.partition(".")
         expected = self._mac(fill(template, params), int(exp), who)
