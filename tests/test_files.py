@@ -446,3 +446,29 @@ def test_a_site_lacking_a_column_loses_only_the_files_it_names(
     assert r.status_code == 404 and r.headers["content-type"] == "application/json"
     paths = client.simulate_get(url("/openapi.json")).json["paths"]
     assert "/images/{id}/jpeg" not in paths and "/images/{id}/thumbnail" in paths
+
+
+def test_acquisition_attaches_a_file_to_a_collection_and_it_is_served(
+    client, auth, settings, collection, data_root
+):
+    from ispyb_falcon.app import make_tokens
+
+    token, _ = make_tokens(settings).issue("mxcube", ["acquisition"])
+    mxcube = {"Authorization": f"Bearer {token}"}
+    (data_root / "params.json").write_text('{"omega": 0.1}')
+    base = f"/datacollections/{collection['dataCollectionId']}/attachments"
+    body = {"fileFullPath": str(data_root / "params.json"), "fileType": "params"}
+    r = client.simulate_post(url(base), json=body, headers=auth("pi_anna"))
+    assert r.status_code == 403
+    r = client.simulate_post(url(base), json=body, headers=mxcube)
+    assert r.status_code == 201, r.text
+    key = r.json["dataCollectionFileAttachmentId"]
+    assert r.json["dataCollectionId"] == collection["dataCollectionId"]
+    try:
+        r = fetch(client, auth("member_ben"), f"{base}/{key}/file")
+        assert r.status_code == 200 and r.text == '{"omega": 0.1}'
+        assert r.headers["content-type"] == "application/json"
+    finally:
+        r = client.simulate_delete(url(f"{base}/{key}"), headers=auth("admin1"))
+        assert r.status_code == 204
+    assert fetch(client, auth("admin1"), f"{base}/{key}/file").status_code == 404
