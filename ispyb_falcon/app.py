@@ -21,6 +21,7 @@ from .catalog.drift import differences
 from .catalog.site import Site, narrowed, read_site
 from .catalog.store import Catalog
 from .config import ConfigError, Settings, production_problems
+from .files.resource import served_files
 from .middleware import Authentication, Authorization, Cors, RequestLog
 from .query.visibility import Hang, Resolver, Via
 from .resources import MODULES, embeds
@@ -332,7 +333,9 @@ def create_app(
         if route.item:
             item = "/{key}" if route.nested else "/{id}"
             app.add_route(prefix + route.path + item, Item(backend, route, parent))
-    views = served_views(routes)
+    views = served_views(routes) + served_files(
+        settings, backend, routes, every, tokens, principals
+    )
     for view in views:
         app.add_route(prefix + view.path, view.resource(backend))
 

@@ -132,12 +132,19 @@ def demo_settings(path: Path, port: int) -> Settings:
         database_url=f"sqlite:///{path}",
         auth_authenticators=("dummy",),
         beamline_groups=groups,
+        files_roots=(str(demo_files_root(path)),),
     )
+
+
+def demo_files_root(path: Path) -> Path:
+    """The demo's data root: a folder beside its SQLite file (`demo.sqlite` -> `demo-files/`)."""
+    return path.with_name(f"{path.stem}-files")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .app import create_app
     from .catalog.store import Catalog
+    from .demo.files import place as place_demo_files
     from .demo.progress import ProgressBar
     from .demo.sqlite import create_demo_database
 
@@ -160,6 +167,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             scale=args.scale,
             progress=ProgressBar(),
         )
+    engine = sa.create_engine(settings[("database", "url")])
+    try:  # the demo rows' snapshots, JPEGs and logs, below the demo's data root
+        place_demo_files(engine, demo_files_root(path))
+    finally:
+        engine.dispose()
     app = create_app(settings)
     base = f"http://{settings[('server', 'host')]}:{args.port}{settings.prefix}"
     print(
@@ -171,6 +183,7 @@ ispyb-falcon demo on {base}   (Ctrl-C stops it; any password works)
   TOKEN=$(curl -s -u pi_anna:demo {base}/auth/login | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   curl -H "Authorization: Bearer $TOKEN" '{base}/proposals'
   curl -H "Authorization: Bearer $TOKEN" '{base}/datacollections?session=mx1001-1&limit=5'
+  curl -H "Authorization: Bearer $TOKEN" '{base}/datacollections/1/snapshots/1' -o snapshot.png
 
 Logins: pi_anna, member_ben, visitor_cara, staff_dan, pi_eve, user_fred, gus_super, manager1, admin1
 """,

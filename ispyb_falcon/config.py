@@ -138,6 +138,8 @@ KEYS: dict[tuple[str, str], tuple[Callable[[str], Any], str]] = {
     ("auth", "known_address_days"): (_int_range(0, 366), "30"),
     ("auth", "limiter"): (_choice("memory", "database", "redis"), "memory"),
     ("auth", "limiter_url"): (_str, ""),
+    ("files", "roots"): (_list, ""),
+    ("files", "link_minutes"): (_int_range(1, 24 * 60), "5"),
 }
 
 

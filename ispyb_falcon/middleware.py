@@ -4,6 +4,7 @@ Order in the app: RequestLog -> CORS -> Authentication -> Authorization.
 A resource says what it needs with a `needs` mapping (method -> roles, or
 `ANY` for any signed-in caller); a resource with `public = True` needs no
 token. A resource that declares neither still needs a token: the safe default.
+A file route (`signed_links`) also takes its caller from a signed link instead.
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ class Authentication:
         if req.method == "OPTIONS" or _public(resource):
             return
         header = req.get_header("Authorization") or ""
+        links = getattr(resource, "signed_links", None)  # file routes (ispyb_falcon/files)
+        if links is not None and not header and "sig" in req.params:
+            req.context.principal = links.principal(req, resource.template, params)
+            return
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized(

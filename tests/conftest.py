@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from ispyb_falcon.app import create_app
 from ispyb_falcon.catalog.store import Catalog
 from ispyb_falcon.cli import demo_settings
+from ispyb_falcon.demo.files import place as place_demo_files
 from ispyb_falcon.demo.generator import fill
 from ispyb_falcon.demo.sqlite import create_demo_database
 
@@ -115,12 +116,25 @@ def database_url(tmp_path_factory, catalog) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, tmp_path_factory):
+def data_root(database_url, tmp_path_factory) -> Path:
+    """The demo's files (snapshots, JPEGs, logs), and the rows of its first copy naming them."""
+    root = tmp_path_factory.mktemp("data")
+    engine = sa.create_engine(database_url)
+    try:
+        place_demo_files(engine, root)
+    finally:
+        engine.dispose()
+    return root.resolve()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, data_root, tmp_path_factory):
     base = demo_settings(tmp_path_factory.mktemp("x") / "unused.sqlite", 8080)
     return base.replace(
         database_url=database_url,
         tokens_secret=SECRET,
         server_cors_origins=("https://ui.example.org",),
+        files_roots=(str(data_root),),
     )
 
 

@@ -33,7 +33,7 @@ PER_COPY = {
     "Proposal": 4, "ProposalHasPerson": 1, "BLSession": 7, "Session_has_Person": 1,
     "LabContact": 4, "Shipping": 4, "Dewar": 8, "Container": 16, "Protein": 8, "Crystal": 8,
     "BLSample": 64, "DataCollectionGroup": 14, "DataCollection": 28,
-    "DataCollectionComment": 7, "Image": 140,
+    "DataCollectionComment": 7, "DataCollectionFileAttachment": 28, "Image": 140,
     "ImageQualityIndicators": 140, "ProcessingJob": 49, "AutoProcProgram": 49,
     "AutoProcIntegration": 35, "AutoProc": 42, "AutoProcScaling": 42,
     "AutoProcScaling_has_Int": 42, "AutoProcScalingStatistics": 126,

@@ -36,6 +36,7 @@ TOP = [r for r in ROUTES if not r.nested]
 ITEMS = [r for r in TOP if r.item]
 NESTED = {"/proposals/{id}/persons": "mx1001", "/sessions/{id}/persons": "mx1001-2"}
 COMMENTED = "/datacollections/{id}/comments"  # below the first collection of mx1001-1
+ATTACHED = "/datacollections/{id}/attachments"  # every demo collection has its log
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -48,9 +49,9 @@ def commented_collection(app):
     r = client.simulate_get(
         f"{PREFIX}/datacollections", params={"session": "mx1001-1", "limit": 1}, headers=headers
     )
-    NESTED[COMMENTED] = str(r.json["results"][0]["dataCollectionId"])
+    NESTED[COMMENTED] = NESTED[ATTACHED] = str(r.json["results"][0]["dataCollectionId"])
     yield
-    del NESTED[COMMENTED]
+    del NESTED[COMMENTED], NESTED[ATTACHED]
 
 
 # Reference data hangs from no proposal: `?proposal=` is a 400 there.

@@ -217,7 +217,7 @@ def test_generated_schemas_serve_the_drifted_database_with_schema_check_error(
     )
     assert cli.main(["--config", str(config), "schemas", "check"]) == 0
     assert (
-        f"0 difference(s) between the database (schema version 5.0.0) and the 35 schemas in {out}"
+        f"0 difference(s) between the database (schema version 5.0.0) and the 36 schemas in {out}"
         in capsys.readouterr().err
     )
     app = create_app(

@@ -21,6 +21,7 @@ CATALOG_TABLES: tuple[str, ...] = (
     "DataCollectionGroup",
     "DataCollection",
     "DataCollectionComment",
+    "DataCollectionFileAttachment",
     "Image",
     "ImageQualityIndicators",
     "EnergyScan",

@@ -35,7 +35,7 @@ TABLE_ORDER: tuple[str, ...] = (
     "Laboratory", "Person", "UserGroup_has_Person", "Proposal", "ProposalHasPerson",
     "BLSession", "Session_has_Person", "LabContact", "Shipping", "Dewar", "Container",
     "Protein", "Crystal", "BLSample", "DataCollectionGroup", "DataCollection",
-    "DataCollectionComment", "Image",
+    "DataCollectionComment", "DataCollectionFileAttachment", "Image",
     "ImageQualityIndicators", "ProcessingJob", "AutoProcProgram", "AutoProcIntegration",
     "AutoProc", "AutoProcScaling", "AutoProcScaling_has_Int", "AutoProcScalingStatistics",
     "AutoProcProgramAttachment", "AutoProcProgramMessage", "EnergyScan",
@@ -425,7 +425,7 @@ def _collection(
     detector_id: int,
     stopped: bool = False,
 ) -> tuple[int, datetime, float]:
-    """One DataCollection, its images, quality indicators and xia2 processing (which fails
+    """One DataCollection, its log (an attachment), images, quality indicators and xia2 processing (which fails
     on a collection `stopped` before its end): (its id, its end, its resolution)."""
     wavelength = WAVELENGTH[experiment]
     resolution = batch.uniform(1.2, 2.4)
@@ -451,6 +451,10 @@ def _collection(
         centeringMethod="xray", dataCollectionGroupId=group_id, detectorId=detector_id,
         flux=batch.uniform(1e12, 4e12, -9),
         xtalSnapshotFullPath1=f"{directory}snapshots/{prefix}_0.png",
+    )  # fmt: skip
+    batch.add(
+        "DataCollectionFileAttachment", "dataCollectionFileAttachmentId", dataCollectionId=dc_id,
+        fileFullPath=f"{directory}{prefix}_collect.log", fileType="log", createTime=ends,
     )  # fmt: skip
     for i in range(1, IMAGES + 1):
         frame = (i - 1) * (images // IMAGES) + 1

@@ -61,6 +61,21 @@ ROUTES = routes(
         search=("comments",),
     ),
     Route(
+        "DataCollectionFileAttachment",
+        "/datacollections/{id}/attachments",
+        (Via("dataCollectionId", "DataCollection"),),
+        doc="""Files attached to a data collection
+        Logs, snapshots and other files the beamline attached to a collection; the id in the
+        path is the `dataCollectionFileAttachmentId`, and `.../{key}/file` serves the file.""",
+        nested=Nested(
+            parent="/datacollections",
+            column="dataCollectionId",
+            key="dataCollectionFileAttachmentId",
+        ),
+        writers=ACQUISITION,
+        search=("fileFullPath",),
+    ),
+    Route(
         "Image",
         "/images",
         (Via("dataCollectionId", "DataCollection"),),
