@@ -63,6 +63,7 @@ from .tokens import (
     InvalidToken,
     VerifiedTokens,
     check_claim_types,
+    decoded,
 )
 
 log = logging.getLogger(__name__)
@@ -314,32 +315,15 @@ class OidcAuthenticator(Authenticator, TokenVerifier):
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("malformed token")
         key = self.keys.key(kid)
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=list(self.algorithms),
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": list(REQUIRED_CLAIMS)},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature") from None
-        except jwt.InvalidAlgorithmError:
-            raise InvalidToken("algorithm not allowed") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"missing claim {exc.claim}") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("wrong issuer") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("wrong audience") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("token not yet valid") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("invalid token") from None
+        claims = decoded(
+            token,
+            key,
+            algorithms=list(self.algorithms),
+            audience=self.audience,
+            issuer=self.issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": list(REQUIRED_CLAIMS)},
+        )
         azp = claims.get("azp")
         if self.authorized_parties and not (
             isinstance(azp, str) and azp in self.authorized_parties

@@ -166,36 +166,41 @@ class TokenService:
         return claims
 
     def _verify(self, token: str) -> dict:
-        try:
-            claims = jwt.decode(
-                token,
-                self._verifying_key,
-                algorithms=[self.settings.algorithm],
-                audience=self.settings.audience,
-                issuer=self.settings.issuer,
-                leeway=self.settings.leeway_seconds,
-                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature") from None
-        except jwt.InvalidAlgorithmError:
-            raise InvalidToken("algorithm not allowed") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"missing claim {exc.claim}") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("wrong issuer") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("wrong audience") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("token not yet valid") from None
-        except jwt.DecodeError:
-            raise InvalidToken("malformed token") from None
-        except jwt.InvalidTokenError:
-            raise InvalidToken("invalid token") from None
+        claims = decoded(
+            token,
+            self._verifying_key,
+            algorithms=[self.settings.algorithm],
+            audience=self.settings.audience,
+            issuer=self.settings.issuer,
+            leeway=self.settings.leeway_seconds,
+            options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+        )
         check_claim_types(claims)
         return claims
+
+
+# PyJWT's refusals, as the reason a 401 gives (the first that fits: DecodeError, which
+# an InvalidSignatureError also is, comes last).
+REFUSALS = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.DecodeError, "malformed token"),
+)
+
+
+def decoded(token: str, key: Any, **checks: Any) -> dict:
+    """`jwt.decode(token, key, **checks)`, its refusals as InvalidToken with a short reason."""
+    try:
+        return jwt.decode(token, key, **checks)
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidToken(f"missing claim {exc.claim}") from None
+    except jwt.PyJWTError as exc:
+        reason = next((r for kind, r in REFUSALS if isinstance(exc, kind)), "invalid token")
+        raise InvalidToken(reason) from None
 
 
 class VerifiedTokens:
