@@ -58,7 +58,6 @@ class ListReads:
         p = principal(req)
         export = representation(req)
         paged = export is None or "limit" in req.params or "skip" in req.params
-        context = Context(p, self.b.beamline_groups)
         q = parse_list_query(
             req.params,
             self.schema,
@@ -67,7 +66,7 @@ class ListReads:
             scopes=self.scopes,
             paged=paged,
             embeds=self.embed_names,
-            filters={f.name: lambda raw, f=f: f.choose(raw, context) for f in self.route.filters},
+            filters=self.filter_readers(p),
         )
         if q.search is not None and not self.route.search:
             raise bad_request(f"{self.route.path} has no text columns to search", "search")
@@ -115,6 +114,13 @@ class ListReads:
             if shape_of is None
             else [shape_of.nest(cols, r) for r in rows],
         )
+
+    def filter_readers(self, p: Principal) -> dict:
+        """The route's named filters (query/filters.py), each reading its text for `p`."""
+        if not self.route.filters:
+            return {}
+        context = Context(p, self.b.beamline_groups)
+        return {f.name: lambda raw, f=f: f.choose(raw, context) for f in self.route.filters}
 
     def embedder(self, q: ListQuery, p: Principal) -> embeds.Embedder:
         """The SQL of the embeddings `q` asks for (what the caller may see: embeds.PER_ROW)."""
