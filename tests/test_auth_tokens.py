@@ -157,7 +157,7 @@ def test_a_remembered_token_still_expires(monkeypatch):
     assert service.decode(token)["sub"] == "alice"  # from memory
     monkeypatch.setattr(tokens.time, "time", lambda: exp + 31)
     assert reason(service, token) == "token expired"
-    assert token not in service._verified  # forgotten
+    assert token not in service.verified  # forgotten
 
 
 def test_a_remembered_token_vouches_for_no_other_text(hs_service):
@@ -175,7 +175,7 @@ def test_remembered_tokens_are_bounded(monkeypatch):
     issued = [service.issue(f"user{i}", ["user"])[0] for i in range(5)]
     for token in issued:
         service.decode(token)
-    assert list(service._verified) == issued[2:]  # the newest three
+    assert list(service.verified) == issued[2:]  # the newest three
     assert service.decode(issued[0])["sub"] == "user0"  # verified again
 
 

@@ -58,7 +58,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .authenticators import ROLES, Authenticator, AuthenticatorUnavailable, Identity, TokenVerifier
 from .tokens import (
     LEEWAY_SECONDS,
-    MAX_TOKEN_LENGTH,
     MIN_RSA_BITS,
     InvalidToken,
     VerifiedTokens,
@@ -296,13 +295,7 @@ class OidcAuthenticator(Authenticator, TokenVerifier):
         return None
 
     def verify(self, token: str) -> dict:
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidToken("token too long")
-        claims = self._verified.get(token)
-        if claims is None:
-            claims = self._verify(token)
-            self._verified.add(token, claims)
-        return claims
+        return self._verified.claims(token, self._verify)
 
     def _verify(self, token: str) -> dict:
         try:

@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +85,7 @@ class TokenService:
             raise ValueError("lifetime_seconds must be a positive number of seconds")
         if settings.leeway_seconds < 0:
             raise ValueError("leeway_seconds must not be negative")
-        self._verified = VerifiedTokens(settings.leeway_seconds)
+        self.verified = VerifiedTokens(settings.leeway_seconds)
 
     def _load_keys(self, settings: TokenSettings) -> None:
         """Turn the configured secret or PEM text into key objects, or say which key is wrong."""
@@ -157,13 +157,7 @@ class TokenService:
         """Verify `token` and return its claims, or raise `InvalidToken` with a short reason."""
         if not isinstance(token, str) or not token:
             raise InvalidToken("malformed token")
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise InvalidToken("token too long")
-        claims = self._verified.get(token)
-        if claims is None:
-            claims = self._verify(token)
-            self._verified.add(token, claims)
-        return claims
+        return self.verified.claims(token, self._verify)
 
     def _verify(self, token: str) -> dict:
         claims = decoded(
@@ -221,6 +215,16 @@ class VerifiedTokens:
             self._claims.pop(token, None)
         raise InvalidToken("token expired")
 
+    def claims(self, token: str, verify: Callable[[str], dict]) -> dict:
+        """The claims of `token`: remembered, or `verify(token)` and then remembered."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too long")
+        claims = self.get(token)
+        if claims is None:
+            claims = verify(token)
+            self.add(token, claims)
+        return claims
+
     def add(self, token: str, claims: dict) -> None:
         with self._lock:
             self._claims[token] = claims
@@ -259,7 +263,7 @@ class BearerTokens:
     def decode(self, token: str) -> dict:
         """The claims of a verified token (`sub` the login, `roles`, `exp`), or raise
         `InvalidToken`; a verifier that cannot read its keys raises AuthenticatorUnavailable."""
-        if self.by_issuer:
+        if self.by_issuer and token not in self.own.verified:  # remembered: its issuer's
             verifier = self.by_issuer.get(unverified_issuer(token))
             if verifier is not None:
                 return verifier.verify(token)
