@@ -266,18 +266,23 @@ def parse_list_query(
     return q
 
 
+def named(param: str, raw: str, known: Iterable[str], what: str, offered: str) -> tuple[str, ...]:
+    """`a,b` -> ('a', 'b'): the names of a comma list, each once, every one `known`; else
+    a 400 naming the parameter, the unknown `what` and what is `offered`."""
+    known = tuple(known)
+    wanted = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise bad_request(
+            f"{param}: unknown {what} {', '.join(unknown) or '(none)'}; {offered}", param
+        )
+    return tuple(dict.fromkeys(wanted))
+
+
 def _embed_names(raw: str, table: str, embeds: Mapping[str, Any]) -> tuple[str, ...]:
     if not embeds:
         raise bad_request(f"embed: {table} rows have nothing to embed", "embed")
-    wanted = [n.strip() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in wanted if n not in embeds]
-    if unknown or not wanted:
-        raise bad_request(
-            f"embed: unknown name(s) {', '.join(unknown) or '(none)'}; "
-            f"{table} rows can embed {', '.join(embeds)}",
-            "embed",
-        )
-    return tuple(dict.fromkeys(wanted))
+    return named("embed", raw, embeds, "name(s)", f"{table} rows can embed {', '.join(embeds)}")
 
 
 def _embedded_fields(q: ListQuery, embeds: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -26,7 +26,7 @@ from ..auth.principal import principal
 from ..errors import bad_request
 from ..openapi.shared import param, ref, responses, success
 from ..query import keyset, statements
-from ..query.params import COUNTS, _bounded, _datetime, _single
+from ..query.params import COUNTS, _bounded, _datetime, _single, named
 from ..query.visibility import AllOf, ProposalRoot, Root, SessionRoot
 from ..resources import ids
 from ..resources.generic import ANY, Backend
@@ -144,14 +144,13 @@ class Events:
                     ) from None
         types = self.types
         if "eventType" in get:
-            wanted = [t.strip() for t in get["eventType"].split(",") if t.strip()]
-            unknown = [t for t in wanted if t not in SOURCES]
-            if unknown or not wanted:
-                raise bad_request(
-                    f"eventType: unknown event type(s) {', '.join(unknown) or '(none)'};"
-                    f" known: {', '.join(SOURCES)}",
-                    "eventType",
-                )
+            wanted = named(
+                "eventType",
+                get["eventType"],
+                SOURCES,
+                "event type(s)",
+                f"known: {', '.join(SOURCES)}",
+            )
             absent = [t for t in wanted if t not in self.types]
             if absent:
                 raise bad_request(
